@@ -1,0 +1,192 @@
+"""The `monitor` command line: run, poll, matches, feeds, db."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from monitor import __version__
+from monitor.durations import parse_duration
+from monitor.errors import ConfigError
+from monitor.logs import setup_logging
+from monitor.models import PollSummary
+from monitor.settings import Settings, load_settings
+from monitor.store import queries
+from monitor.store.db import Database
+
+app = typer.Typer(
+    help="Event-monitoring alerts for East Asian trade diplomacy: poll feeds, extract, match, store.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+    setup_logging(settings.log_level)
+    return settings
+
+
+def _service(settings: Settings):  # type: ignore[no-untyped-def]
+    from monitor.service import Service
+
+    try:
+        return Service(settings)
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from exc
+
+
+@app.callback(invoke_without_command=True)
+def _main(version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False) -> None:
+    if version:
+        out.print(f"monitor {__version__}")
+        raise typer.Exit()
+
+
+@app.command()
+def run() -> None:
+    """Run the service: poll every feed when it is due, until SIGTERM or Ctrl-C."""
+    from monitor.scheduler import run_service
+
+    service = _service(_settings())
+    try:
+        run_service(service)
+    finally:
+        service.close()
+
+
+@app.command()
+def poll(
+    once: Annotated[bool, typer.Option("--once", help="Poll every feed once, print a summary and exit.")] = False,
+) -> None:
+    """Poll feeds, extract and match new articles, store the matches.
+
+    With --once every feed is polled one time (a progress bar shows on a terminal);
+    without it this behaves like `monitor run`.
+    """
+    if not once:
+        run()
+        return
+    service = _service(_settings())
+    try:
+        summary = _poll_with_progress(service)
+    finally:
+        service.close()
+    _print_summary(summary)
+    if summary.feeds_failed and not (summary.feeds_ok or summary.feeds_not_modified):
+        raise typer.Exit(1)
+
+
+def _poll_with_progress(service) -> PollSummary:  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return service.poll_all()  # type: ignore[no-any-return]
+    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+    with Progress(*columns, console=err, transient=True) as progress:
+        task = progress.add_task("", total=len(service.feeds))
+        return service.poll_all(lambda name, _s: progress.update(task, advance=1, description=name))  # type: ignore[no-any-return]
+
+
+def _print_summary(summary: PollSummary) -> None:
+    out.print(
+        f"feeds ok: {summary.feeds_ok}  not modified: {summary.feeds_not_modified}  failed: {summary.feeds_failed}"
+        f"  new entries: {summary.new_entries}  new matches: {summary.new_matches}"
+    )
+    for name, reason in sorted(summary.failures):
+        out.print(f"  failed: {escape(name)}: {escape(reason)}")
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is neither an ISO date/time nor a duration such as 24h") from exc
+
+
+@app.command()
+def matches(
+    rule: Annotated[str | None, typer.Option(help="Only matches of this rule id.")] = None,
+    since: Annotated[str | None, typer.Option(help="ISO date/time, or a duration back from now (24h, 7d).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000, help="At most this many (newest first).")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one match per line.")] = False,
+) -> None:
+    """List stored matches, newest first, each with the reason it matched."""
+    settings = _settings()
+    when = _parse_since(since)
+    db = Database(settings.database_url)
+    db.migrate()
+    rows = queries.list_matches(db, rule=rule, since=when, limit=limit)
+    db.dispose()
+    if as_json:
+        for row in rows:
+            out.print(json.dumps(row.as_dict(), ensure_ascii=False), markup=False)
+        return
+    if not rows:
+        out.print("no matches")
+        return
+    for row in rows:
+        hits = row.explanation.get("hits", [])
+        terms = sorted({str(h["term"]) for h in hits if isinstance(h, dict)})  # type: ignore[union-attr]
+        out.print(f"[bold]#{row.id}[/bold] {row.matched_at:%Y-%m-%d %H:%M} [cyan]{escape(row.rule)}[/cyan] "
+                  f"{escape(row.feed)}: [bold]{escape(row.title)}[/bold]")
+        out.print(f"    {escape(row.url or '')}")
+        out.print(f"    why: terms {escape(', '.join(terms))} — “{escape(str(row.explanation.get('snippet', '')))}”")
+
+
+@app.command()
+def feeds() -> None:
+    """Show each feed's fetch state and health: last result, error, validators, next check."""
+    settings = _settings()
+    db = Database(settings.database_url)
+    db.migrate()
+    rows = queries.list_feed_rows(db)
+    db.dispose()
+    table = Table("feed", "health", "last", "errors", "entries", "checked", "next", "reason", show_lines=False)
+    for row in rows:
+        health = "never polled" if row.last_outcome is None else (
+            "failing" if row.consecutive_errors else ("warning" if row.last_warning else "ok"))
+        reason = row.last_error and f"{row.last_error_class}: {row.last_error}" or row.last_warning or ""
+        table.add_row(
+            escape(row.name), health, f"{row.last_outcome or '-'} {row.last_status or ''}".strip(),
+            str(row.consecutive_errors), str(row.entries_seen),
+            f"{row.last_checked_at:%m-%d %H:%M:%S}" if row.last_checked_at else "-",
+            f"{row.next_check_at:%m-%d %H:%M:%S}" if row.next_check_at else "-",
+            escape(reason[:300]),
+        )
+    out.print(table if rows else "no feeds polled yet")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending schema migrations (the service also does this at start)."""
+    settings = _settings()
+    Database(settings.database_url).migrate()
+    out.print("database schema is up to date")
+
+
+if __name__ == "__main__":
+    app()

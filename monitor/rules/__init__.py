@@ -1,0 +1,1 @@
+"""Rule files: schema, loader/compiler, matcher engine and explanations."""

@@ -1,0 +1,171 @@
+"""Matcher engine: compiled rule trees evaluated over an article's folded fields, with explanations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from monitor.models import Article, Explanation, Match, TermHit
+from monitor.rules.terms import Term
+from monitor.rules.text import FieldText
+
+FIELDS = ("title", "summary", "text")
+MAX_HITS_PER_TERM = 20
+SNIPPET_CHARS = 320
+_SENTENCE_END = re.compile(r"[.!?。！？\n]")
+
+
+class Document:
+    """The fields of one article, folded once and shared by every rule."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = {name: FieldText(fields.get(name, "") or "") for name in FIELDS}
+        self._hits: dict[int, tuple[TermHit, ...]] = {}
+
+    @classmethod
+    def of(cls, article: Article) -> Document:
+        return cls({"title": article.title, "summary": article.summary, "text": article.text})
+
+    def hits(self, term: Term) -> tuple[TermHit, ...]:
+        cached = self._hits.get(id(term))
+        if cached is None:
+            cached = self._hits[id(term)] = tuple(self._find(term))
+        return cached
+
+    def _find(self, term: Term) -> list[TermHit]:
+        found: list[TermHit] = []
+        for name, field_text in self.fields.items():
+            folded = field_text.folded(term.lower)
+            size = len(field_text.original)
+            for count, m in enumerate(term.pattern.finditer(folded.text)):
+                if count >= MAX_HITS_PER_TERM:
+                    break
+                start = folded.to_original(m.start(), size)
+                end = folded.to_original(m.end() - 1, size) + 1
+                found.append(TermHit(term.source, name, start, end, field_text.original[start:end]))
+        return found
+
+
+@dataclass
+class Outcome:
+    held: bool
+    hits: list[tuple[str, TermHit]] = field(default_factory=list)
+    clauses: list[str] = field(default_factory=list)
+
+
+class Node(Protocol):
+    def evaluate(self, doc: Document, path: str) -> Outcome: ...
+
+
+@dataclass(frozen=True)
+class TermNode:
+    term: Term
+
+    def evaluate(self, doc: Document, path: str) -> Outcome:
+        hits = doc.hits(self.term)
+        if not hits:
+            return Outcome(False)
+        return Outcome(True, [(path, h) for h in hits], [f"{path} {self.term.source!r}"])
+
+
+@dataclass(frozen=True)
+class AnyNode:
+    children: tuple[Node, ...]
+
+    def evaluate(self, doc: Document, path: str) -> Outcome:
+        result = Outcome(False)
+        for index, child in enumerate(self.children):
+            sub = child.evaluate(doc, f"{path}/any[{index}]")
+            if sub.held:
+                result.held = True
+                result.hits += sub.hits
+                result.clauses += sub.clauses
+        return result
+
+
+@dataclass(frozen=True)
+class AllNode:
+    children: tuple[Node, ...]
+
+    def evaluate(self, doc: Document, path: str) -> Outcome:
+        result = Outcome(True)
+        for index, child in enumerate(self.children):
+            sub = child.evaluate(doc, f"{path}/all[{index}]")
+            if not sub.held:
+                return Outcome(False)
+            result.hits += sub.hits
+            result.clauses += sub.clauses
+        return result
+
+
+@dataclass(frozen=True)
+class NotNode:
+    child: Node
+
+    def evaluate(self, doc: Document, path: str) -> Outcome:
+        if self.child.evaluate(doc, f"{path}/not").held:
+            return Outcome(False)
+        return Outcome(True, [], [f"{path}/not (absent)"])
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    title: str
+    description: str
+    severity: str
+    routes: tuple[str, ...]
+    root: Node
+    source: str
+
+    def match(self, doc: Document) -> Match | None:
+        outcome = self.root.evaluate(doc, "match")
+        if not outcome.held:
+            return None
+        hits = tuple(hit for _, hit in outcome.hits)
+        snippet, snippet_field = best_snippet(doc, hits)
+        explanation = Explanation(self.id, tuple(outcome.clauses), hits, snippet, snippet_field)
+        return Match(self.id, self.title, self.severity, explanation)
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    rules: tuple[CompiledRule, ...]
+
+    def match(self, article: Article) -> tuple[Match, ...]:
+        doc = Document.of(article)
+        return tuple(m for rule in self.rules if (m := rule.match(doc)) is not None)
+
+    def ids(self) -> list[str]:
+        return [rule.id for rule in self.rules]
+
+
+def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
+    left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
+    right_match = _SENTENCE_END.search(text, end)
+    right = right_match.end() if right_match else len(text)
+    return left, right
+
+
+def best_snippet(doc: Document, hits: tuple[TermHit, ...]) -> tuple[str, str]:
+    """The sentence holding the most distinct matched terms (earliest field wins ties)."""
+    if not hits:
+        return "", ""
+    best: tuple[int, int, int, str] | None = None
+    for hit in hits:
+        text = doc.fields[hit.field].original
+        left, right = _sentence(text, hit.start, hit.end)
+        terms = {h.term for h in hits if h.field == hit.field and left <= h.start < right}
+        score = (len(terms), -FIELDS.index(hit.field))
+        if best is None or score > (best[0], -FIELDS.index(best[3])):
+            best = (len(terms), left, right, hit.field)
+    assert best is not None
+    _, left, right, name = best
+    text = doc.fields[name].original
+    sentence = text[left:right].strip()
+    if len(sentence) > SNIPPET_CHARS:
+        anchor = next(h for h in hits if h.field == name and left <= h.start < right)
+        begin = max(left, anchor.start - SNIPPET_CHARS // 2)
+        sentence = "…" + text[begin : begin + SNIPPET_CHARS].strip() + "…"
+    return sentence, name

@@ -1,0 +1,58 @@
+"""Compile one written term into a pattern over folded text.
+
+- any CJK character: substring of the folded text (no word boundaries in CJK scripts);
+- an all-capitals acronym (FTA, ROK, BIS): case-sensitive, whole word, optional plural ``s``;
+- other Latin text: case-insensitive, whole words, spaces or hyphens between words, and simple
+  inflections of the last word (tariff/tariffs, curb/curbed/curbing, impose/imposed,
+  policy/policies); a trailing ``*`` makes the last word a prefix (``negotiat*``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from monitor.rules.text import fold, has_cjk
+
+_LATIN = "0-9a-z\u00c0-\u024f"
+_ACRONYM = re.compile(r"[A-Z][A-Z0-9&\-]*[A-Z0-9]")
+_CVC = re.compile(r"[^aeiou][aeiou][b-df-hj-np-tv-z]$")
+
+
+@dataclass(frozen=True)
+class Term:
+    source: str
+    pattern: re.Pattern[str]
+    lower: bool
+
+
+def _inflected(word: str) -> str:
+    if word.endswith("*"):
+        return re.escape(word[:-1]) + f"[{_LATIN}]*"
+    escaped = re.escape(word)
+    if not word.isalpha() or len(word) < 3:
+        return escaped
+    forms = ["s", "es", "ed", "ing"]
+    if word.endswith("e"):
+        return re.escape(word[:-1]) + "(?:e|es|ed|ing)"
+    if word.endswith("y"):
+        return re.escape(word[:-1]) + "(?:y|ies|ied|ying)"
+    if _CVC.search(word) and len(word) <= 4:
+        forms += [word[-1] + "ed", word[-1] + "ing"]
+    return escaped + "(?:" + "|".join(forms) + ")?"
+
+
+def compile_term(source: str) -> Term:
+    """Raise ValueError for an empty term."""
+    text = " ".join(source.split())
+    if not text or text == "*":
+        raise ValueError("empty term")
+    if has_cjk(text):
+        return Term(source, re.compile(re.escape(fold(text))), lower=True)
+    if _ACRONYM.fullmatch(text):
+        body = re.escape(fold(text, lower=False))
+        return Term(source, re.compile(f"(?<![0-9A-Za-z]){body}s?(?![0-9A-Za-z])"), lower=False)
+    words = fold(text).split(" ")
+    parts = [re.escape(w) for w in words[:-1]] + [_inflected(words[-1])]
+    body = r"[\s\-]+".join(parts)
+    return Term(source, re.compile(f"(?<![{_LATIN}]){body}(?![{_LATIN}])"), lower=True)

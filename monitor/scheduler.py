@@ -1,0 +1,53 @@
+"""APScheduler 3.x jobs for `monitor run`; each job is wrapped so one failure is logged, never fatal."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from monitor.service import Service
+
+log = logging.getLogger(__name__)
+
+
+def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            job()
+        except Exception:  # the job wrapper: record and keep the scheduler alive
+            log.exception("event=job_failed job=%s", name)
+
+    run.__name__ = f"job_{name}"
+    return run
+
+
+def run_service(service: Service) -> None:
+    """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first."""
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        guarded("poll", service.poll_due),
+        "interval",
+        seconds=service.settings.poll_tick,
+        next_run_time=datetime.now(UTC),
+        id="poll",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(60, int(service.settings.poll_tick * 2)),
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("event=shutdown signal=%s", signal.Signals(signum).name)
+        scheduler.shutdown(wait=False)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("event=scheduler_start poll_tick=%.1fs", service.settings.poll_tick)
+    scheduler.start()
+    for executor in scheduler._executors.values():  # let the in-flight poll finish and commit
+        executor.shutdown(wait=True)
+    log.info("event=scheduler_stopped")

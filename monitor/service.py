@@ -1,0 +1,84 @@
+"""Composition root: builds the database, feeds, rules, fetcher, workers and poller from Settings."""
+
+from __future__ import annotations
+
+import logging
+import pyexpat
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from monitor.errors import ConfigError
+from monitor.feeds_file import load_feeds
+from monitor.models import FeedSource, PollSummary
+from monitor.pipeline.fetch import Fetcher
+from monitor.pipeline.run import PollContext, Poller
+from monitor.pipeline.workers import InlinePool, WorkerPool
+from monitor.rules.engine import RuleSet
+from monitor.rules.loader import load_rules
+from monitor.settings import Settings
+from monitor.store import queries
+from monitor.store.db import Database
+
+log = logging.getLogger(__name__)
+
+
+def check_runtime() -> None:
+    """Refuse to run on an expat without billion-laughs protection (< 2.4)."""
+    major, minor, _ = pyexpat.version_info
+    if (major, minor) < (2, 4):
+        raise ConfigError(f"expat {pyexpat.EXPAT_VERSION} is too old: 2.4 or newer is required")
+
+
+class Service:
+    """Everything `monitor run` and `monitor poll` need, built once."""
+
+    def __init__(self, settings: Settings, inline_workers: bool = False) -> None:
+        check_runtime()
+        self.settings = settings
+        self.feeds: list[FeedSource] = load_feeds(settings.feeds_file)
+        self.rules: RuleSet = load_rules(settings.rules_dir)
+        self.db = Database(settings.database_url)
+        self.db.migrate()
+        self.fetcher = Fetcher(
+            user_agent=settings.user_agent,
+            connect_timeout=settings.connect_timeout,
+            total_timeout=settings.fetch_timeout,
+            max_redirects=settings.max_redirects,
+            per_host=settings.per_host_concurrency,
+            allow=settings.allow_private_networks,
+            pool_size=settings.concurrency * 2,
+        )
+        self.pool: WorkerPool | InlinePool = InlinePool() if inline_workers else WorkerPool(settings.worker_count)
+        self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules))
+        log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
+                 self.db.engine.url.render_as_string(hide_password=True))
+
+    def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
+        return self.poller.poll(self.feeds, on_done)
+
+    def poll_due(self) -> PollSummary:
+        """Poll the feeds whose next check time has come (never-polled feeds are due)."""
+        now = datetime.now(UTC)
+        rows = {row.name: row for row in queries.list_feed_rows(self.db)}
+        due = [f for f in self.feeds if f.name not in rows or _due(rows[f.name].next_check_at, now)]
+        if not due:
+            return PollSummary()
+        summary = self.poller.poll(due)
+        log.info("event=poll_round feeds=%d ok=%d not_modified=%d failed=%d new_entries=%d new_matches=%d",
+                 len(due), summary.feeds_ok, summary.feeds_not_modified, summary.feeds_failed,
+                 summary.new_entries, summary.new_matches)
+        return summary
+
+    def close(self) -> None:
+        self.poller.close()
+        self.pool.close()
+        self.fetcher.close()
+        self.db.dispose()
+
+
+def _due(when: datetime | None, now: datetime) -> bool:
+    if when is None:
+        return True
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when <= now

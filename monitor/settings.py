@@ -1,0 +1,99 @@
+"""Infrastructure settings from MONITOR_* environment variables or `.env`, validated at start."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from monitor import __version__
+from monitor.durations import parse_duration
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_USER_AGENT = f"monitor/{__version__} (+https://github.com/monitor-alerts/monitor)"
+
+
+class Settings(BaseSettings):
+    """Every field is documented in README.md's settings table (a test enforces it)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MONITOR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    database_url: str = "sqlite:///data/monitor.db"
+    feeds_file: Path = Path("feeds.yaml")
+    rules_dir: Path = Path("rules")
+    allow_private_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    connect_timeout: float = Field(10.0, gt=0, le=120)
+    fetch_timeout: float = Field(30.0, gt=0, le=600)
+    feed_max_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    page_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
+    max_redirects: int = Field(5, ge=0, le=5)
+    concurrency: int = Field(16, ge=1, le=256)
+    per_host_concurrency: int = Field(2, ge=1, le=64)
+    user_agent: str = Field(DEFAULT_USER_AGENT, min_length=3)
+
+    workers: int = Field(0, ge=0, le=64)
+    parse_timeout: float = Field(10.0, gt=0, le=600)
+    extract_timeout: float = Field(20.0, gt=0, le=600)
+    max_title_chars: int = Field(1000, ge=16)
+    max_summary_chars: int = Field(64 * 1024, ge=256)
+    max_text_chars: int = Field(256 * 1024, ge=1024)
+    max_entries_per_feed: int = Field(500, ge=1)
+    guid_churn_limit: int = Field(20, ge=1)
+
+    default_interval: float = Field(900.0, ge=1)
+    poll_tick: float = Field(30.0, ge=0.1)
+    log_level: str = "INFO"
+
+    @field_validator("allow_private_networks", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allow_private_networks", mode="after")
+    @classmethod
+    def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
+        return [ipaddress.ip_network(str(net), strict=False) for net in value]
+
+    @field_validator("default_interval", "poll_tick", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        return parse_duration(value) if isinstance(value, str) else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return level
+
+    @property
+    def worker_count(self) -> int:
+        """Parse/extract worker processes: the setting, or one per core."""
+        return self.workers or (os.cpu_count() or 1)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate settings; raise ConfigError naming the variable at fault."""
+    from pydantic import ValidationError
+
+    from monitor.errors import ConfigError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MONITOR_{'_'.join(str(p) for p in err['loc'][:1]).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from exc

@@ -1,0 +1,74 @@
+"""SQLModel tables. Dedupe is enforced here by unique constraints, not by memory."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class FeedRow(SQLModel, table=True):
+    __tablename__ = "feeds"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    url: str = Field(max_length=2000)
+    etag: str | None = Field(default=None, max_length=1000)
+    last_modified: str | None = Field(default=None, max_length=200)
+    last_status: int | None = None
+    last_outcome: str | None = Field(default=None, max_length=20)
+    last_error: str | None = Field(default=None, max_length=2000)
+    last_error_class: str | None = Field(default=None, max_length=40)
+    last_warning: str | None = Field(default=None, max_length=1000)
+    consecutive_errors: int = 0
+    guid_churn: int = 0
+    last_checked_at: datetime | None = None
+    last_success_at: datetime | None = None
+    next_check_at: datetime | None = Field(default=None, index=True)
+    entries_seen: int = 0
+
+
+class ArticleRow(SQLModel, table=True):
+    __tablename__ = "articles"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=1100)
+    url: str | None = Field(default=None, max_length=2000)
+    title: str = Field(default="", max_length=2000)
+    summary: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    text_source: str = Field(max_length=20)
+    extract_error: str | None = Field(default=None, max_length=1000)
+    lang: str | None = Field(default=None, max_length=10)
+    published_at: datetime | None = Field(default=None, index=True)
+    created_at: datetime
+
+
+class EntryRow(SQLModel, table=True):
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("feed_id", "entry_key", name="uq_entries_feed_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    entry_key: str = Field(max_length=1100)
+    key_kind: str = Field(max_length=20)
+    url_key: str | None = Field(default=None, max_length=1100, index=True)
+    guid: str | None = Field(default=None, max_length=1000)
+    title: str = Field(default="", max_length=2000)
+    published_at: datetime | None = None
+    first_seen_at: datetime
+
+
+class MatchRow(SQLModel, table=True):
+    __tablename__ = "matches"
+    __table_args__ = (UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    rule_id: str = Field(max_length=64, index=True)
+    rule_title: str = Field(max_length=200)
+    severity: str = Field(max_length=20)
+    explanation: str = Field(sa_column=Column(Text, nullable=False))
+    matched_at: datetime = Field(index=True)

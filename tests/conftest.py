@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from support.httpserver import LocalServer  # noqa: E402
+
+from monitor.settings import Settings  # noqa: E402
+
+
+@pytest.fixture
+def server() -> Iterator[LocalServer]:
+    srv = LocalServer("127.0.0.1").start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def forbidden_server() -> Iterator[LocalServer]:
+    """A server on 127.0.0.2: content-derived URLs must never reach it."""
+    srv = LocalServer("127.0.0.2").start()
+    yield srv
+    srv.stop()
+
+
+def write_feeds(path: Path, feeds: list[dict[str, Any]]) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump({"feeds": feeds}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+    def build(feeds: list[dict[str, Any]], **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": f"sqlite:///{tmp_path / 'monitor.db'}",
+            "feeds_file": write_feeds(tmp_path / "feeds.yaml", feeds),
+            "rules_dir": ROOT / "rules",
+            "allow_private_networks": "127.0.0.1/32",
+            "connect_timeout": 2,
+            "fetch_timeout": 5,
+            "workers": 1,
+            "parse_timeout": 10,
+            "extract_timeout": 20,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return build
