@@ -46,7 +46,6 @@ class Settings(BaseSettings):
     max_summary_chars: int = Field(64 * 1024, ge=256)
     max_text_chars: int = Field(256 * 1024, ge=1024)
     max_entries_per_feed: int = Field(500, ge=1)
-    guid_churn_limit: int = Field(20, ge=1)
 
     default_interval: float = Field(900.0, ge=1)
     poll_tick: float = Field(30.0, ge=0.1)

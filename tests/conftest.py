@@ -15,6 +15,10 @@ from support.httpserver import LocalServer  # noqa: E402
 from monitor.settings import Settings  # noqa: E402
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--regen-golden", action="store_true", help="rewrite golden files from current output")
+
+
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
     srv = LocalServer("127.0.0.1").start()

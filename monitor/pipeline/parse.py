@@ -27,6 +27,7 @@ _ENTITY = re.compile(rb"<!ENTITY[^>]*>", re.I)
 _TAG = re.compile(r"<[^>]{0,2000}>")
 _SPACE = re.compile(r"[ \t\r\f\v]+")
 _LINES = re.compile(r"\n\s*\n+")
+_TRUNCATED = re.compile(r"no element found|unclosed token|premature end", re.I)
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,14 @@ def parse_entries(body: bytes, caps: FieldCaps = FieldCaps()) -> ParsedFeed:  # 
             raise ParseError(f"not a usable feed ({warning})")
     if not parsed.entries and not parsed.get("version"):
         raise ParseError("not a feed: no RSS/Atom/RDF/JSON structure found")
+    raw_entries = list(parsed.entries)
+    if warning and _TRUNCATED.search(warning):
+        raw_entries = raw_entries[:-1]  # the document was cut: its last entry may be partial
+        if not raw_entries:
+            raise ParseError(f"truncated feed with no complete entry ({warning})")
     feed_lang = normalize_lang(parsed.feed.get("language"))
     entries: dict[str, Entry] = {}
-    for raw in parsed.entries[: caps.entries]:
+    for raw in raw_entries[: caps.entries]:
         entry = _entry(raw, caps, feed_lang)
         entries.setdefault(entry.key, entry)  # a GUID repeated inside one feed counts once
     return ParsedFeed(tuple(entries.values()), warning, feed_lang, html_to_text(parsed.feed.get("title", ""))[:200])
