@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from monitor import __version__
+from monitor.console import format_match
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import setup_logging
@@ -21,6 +22,9 @@ from monitor.models import PollSummary
 from monitor.settings import Settings, load_settings
 from monitor.store import queries
 from monitor.store.db import Database
+
+if TYPE_CHECKING:
+    from monitor.service import Service
 
 app = typer.Typer(
     help="Event-monitoring alerts for East Asian trade diplomacy: poll feeds, extract, match, store.",
@@ -30,8 +34,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _settings() -> Settings:
@@ -44,10 +48,10 @@ def _settings() -> Settings:
     return settings
 
 
-def _service(settings: Settings):  # type: ignore[no-untyped-def]
-    from monitor.service import Service
-
+def _service(settings: Settings) -> Service:
     try:
+        from monitor.service import Service
+
         return Service(settings)
     except ConfigError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}")
@@ -95,13 +99,14 @@ def poll(
         raise typer.Exit(1)
 
 
-def _poll_with_progress(service) -> PollSummary:  # type: ignore[no-untyped-def]
+def _poll_with_progress(service: Service) -> PollSummary:
     if not sys.stderr.isatty():
-        return service.poll_all()  # type: ignore[no-any-return]
-    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"))
+        return service.poll_all()
+    columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("", total=len(service.feeds))
-        return service.poll_all(lambda name, _s: progress.update(task, advance=1, description=name))  # type: ignore[no-any-return]
+        return service.poll_all(lambda name, _s: progress.update(task, advance=1, description=name))
 
 
 def _print_summary(summary: PollSummary) -> None:
@@ -149,35 +154,39 @@ def matches(
         out.print("no matches")
         return
     for row in rows:
-        hits = row.explanation.get("hits", [])
-        terms = sorted({str(h["term"]) for h in hits if isinstance(h, dict)})  # type: ignore[union-attr]
-        out.print(f"[bold]#{row.id}[/bold] {row.matched_at:%Y-%m-%d %H:%M} [cyan]{escape(row.rule)}[/cyan] "
-                  f"{escape(row.feed)}: [bold]{escape(row.title)}[/bold]")
-        out.print(f"    {escape(row.url or '')}")
-        out.print(f"    why: terms {escape(', '.join(terms))} — “{escape(str(row.explanation.get('snippet', '')))}”")
+        out.print(format_match(row), markup=False)
 
 
 @app.command()
-def feeds() -> None:
-    """Show each feed's fetch state and health: last result, error, validators, next check."""
+def feeds(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one feed per line.")] = False,
+) -> None:
+    """Show each feed's fetch state and health: last result, error or warning, next check."""
     settings = _settings()
     db = Database(settings.database_url)
     db.migrate()
-    rows = queries.list_feed_rows(db)
+    rows = [queries.feed_health(row) for row in queries.list_feed_rows(db)]
     db.dispose()
-    table = Table("feed", "health", "last", "errors", "entries", "checked", "next", "reason", show_lines=False)
-    for row in rows:
-        health = "never polled" if row.last_outcome is None else (
-            "failing" if row.consecutive_errors else ("warning" if row.last_warning else "ok"))
-        reason = row.last_error and f"{row.last_error_class}: {row.last_error}" or row.last_warning or ""
+    if as_json:
+        for health in rows:
+            out.print(json.dumps(health, ensure_ascii=False, default=str), markup=False)
+        return
+    if not rows:
+        out.print("no feeds polled yet")
+        return
+    table = Table("feed", "health", "last", "errors", "entries", "checked", "next", "reason")
+    table.columns[-1].overflow = "fold"
+    for h in rows:
         table.add_row(
-            escape(row.name), health, f"{row.last_outcome or '-'} {row.last_status or ''}".strip(),
-            str(row.consecutive_errors), str(row.entries_seen),
-            f"{row.last_checked_at:%m-%d %H:%M:%S}" if row.last_checked_at else "-",
-            f"{row.next_check_at:%m-%d %H:%M:%S}" if row.next_check_at else "-",
-            escape(reason[:300]),
+            escape(str(h["name"])), str(h["health"]), f"{h['last_outcome'] or '-'} {h['last_status'] or ''}".strip(),
+            str(h["consecutive_errors"]), str(h["entries_seen"]), _when(h["last_checked_at"]),
+            _when(h["next_check_at"]), escape(str(h["reason"] or "")[:300]),
         )
-    out.print(table if rows else "no feeds polled yet")
+    out.print(table)
+
+
+def _when(value: object) -> str:
+    return f"{value:%m-%d %H:%M:%S}" if isinstance(value, datetime) else "-"
 
 
 @db_app.command("upgrade")

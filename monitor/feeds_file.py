@@ -65,7 +65,7 @@ def _validate_entries(path: Path, items: list[Any]) -> list[FeedSource]:
         except ValidationError as exc:
             err = exc.errors()[0]
             field = ".".join(str(p) for p in err["loc"]) or "entry"
-            raise ConfigError(f"{label}: field '{field}': {err['msg']}") from exc
+            raise ConfigError(f"{label}: field '{field}': {err['msg'].removeprefix('Value error, ')}") from exc
         if model.name in seen_names:
             raise ConfigError(f"{label}: field 'name': duplicate of feeds[{seen_names[model.name]}]")
         seen_names[model.name] = index

@@ -10,7 +10,9 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from monitor.console import format_match
 from monitor.service import Service
+from monitor.store import queries
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +28,21 @@ def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def run_service(service: Service) -> None:
+def poll_and_report(service: Service, report: Callable[[str], None]) -> None:
+    """One scheduled round: poll due feeds, then print each new match (the console destination)."""
+    started = datetime.now(UTC)
+    summary = service.poll_due()
+    if summary.new_matches:
+        new = queries.list_matches(service.db, since=started, limit=summary.new_matches)
+        for match in reversed(new):
+            report(format_match(match))
+
+
+def run_service(service: Service, report: Callable[[str], None] = print) -> None:
     """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
-        guarded("poll", service.poll_due),
+        guarded("poll", lambda: poll_and_report(service, report)),
         "interval",
         seconds=service.settings.poll_tick,
         next_run_time=datetime.now(UTC),

@@ -92,7 +92,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"MONITOR_{'_'.join(str(p) for p in err['loc'][:1]).upper()}: {err['msg']}"
+            f"MONITOR_{'_'.join(str(p) for p in err['loc'][:1]).upper()}: {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc

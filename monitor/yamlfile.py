@@ -16,7 +16,7 @@ class _SafeLineLoader(yaml.SafeLoader):
     """SafeLoader that stores the 1-based line of every mapping under the key ``__line__``."""
 
 
-def _construct_mapping(loader: _SafeLineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+def _construct_mapping(loader: _SafeLineLoader, node: yaml.MappingNode) -> dict[Any, Any]:
     mapping = loader.construct_mapping(node, deep=True)
     mapping[LINE] = node.start_mark.line + 1
     return mapping

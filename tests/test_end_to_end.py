@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from support.httpserver import Route, LocalServer
+from support.httpserver import LocalServer, Route
 from support.site import article_page, load_articles, load_labels, rss
 
 from monitor.service import Service
@@ -14,7 +14,8 @@ RULES = ("trilateral-summit", "fta-round", "export-control", "tariff")
 def serve_site(server: LocalServer) -> list[dict[str, str]]:
     articles = load_articles()
     for article in articles:
-        server.routes[f"/a/{article['id']}.html"] = Route(article_page(article), headers={"Content-Type": "text/html; charset=utf-8"})
+        server.routes[f"/a/{article['id']}.html"] = Route(article_page(article),
+                                                          headers={"Content-Type": "text/html; charset=utf-8"})
     server.routes["/feed.xml"] = Route(rss(articles, server.base), etag='"v1"',
                                       headers={"Content-Type": "application/rss+xml"})
     return articles

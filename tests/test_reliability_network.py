@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
-from support.httpserver import Route, LocalServer
+from support.httpserver import LocalServer, Route
 
 from monitor.errors import BlockedURL
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.netguard import check_url
 from monitor.service import Service
 from monitor.store import queries
-
-import ipaddress
 
 LOOPBACK_ONE = [ipaddress.ip_network("127.0.0.1/32")]
 

@@ -121,7 +121,8 @@ def test_case17_body_that_looks_like_a_path_or_url_is_parsed_as_bytes(tmp_path, 
     local = tmp_path / "local-feed.xml"
     local.write_text('<rss version="2.0"><channel><item><title>LOCAL-FILE-READ</title><guid>1</guid></item>'
                      "</channel></rss>")
-    forbidden_server.routes["/"] = Route(b'<rss version="2.0"><channel><item><title>REMOTE</title></item></channel></rss>')
+    forbidden_server.routes["/"] = Route(b'<rss version="2.0"><channel><item><title>REMOTE</title></item>'
+                                         b"</channel></rss>")
     server.routes["/path"] = Route(str(local).encode())
     server.routes["/url"] = Route(forbidden_server.url("/").encode())
     service = Service(make_settings([{"name": "path", "url": server.url("/path")},

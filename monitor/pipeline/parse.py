@@ -67,7 +67,7 @@ def _summary(entry: Any) -> str:
     return best if len(best) > len(summary) else summary
 
 
-def parse_entries(body: bytes, caps: FieldCaps = FieldCaps()) -> ParsedFeed:  # noqa: B008
+def parse_entries(body: bytes, caps: FieldCaps = FieldCaps()) -> ParsedFeed:
     """Parse a feed body. Bozo with entries: used, warning kept; bozo without entries: ParseError."""
     if not body.strip():
         raise ParseError("empty body")

@@ -87,7 +87,7 @@ class WorkerPool:
             raise value
         if status == "crash":
             raise SkipItem(f"{func.__name__} failed: {value}")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def _replace(self, worker: _Worker) -> None:
         worker.kill()

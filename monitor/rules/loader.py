@@ -107,7 +107,7 @@ def _compile_rule(path: Path, raw: Any, lists: dict[str, list[str]]) -> Compiled
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "rule"
-        raise ConfigError(f"{path}:{line}: rule field '{field}': {err['msg']}") from exc
+        raise ConfigError(f"{path}:{line}: rule field '{field}': {err['msg'].removeprefix('Value error, ')}") from exc
     root = _Compiler(lists, str(path)).clause(model.match, line)
     return CompiledRule(model.id, model.title, model.description, model.severity,
                         tuple(model.routes), root, str(path))

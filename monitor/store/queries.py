@@ -138,7 +138,8 @@ def store_entries(
                 for match in item.matches:
                     session.add(MatchRow(
                         article_id=article_id, rule_id=match.rule_id, rule_title=match.rule_title,
-                        severity=match.severity, explanation=json.dumps(match.explanation.as_dict(), ensure_ascii=False),
+                        severity=match.severity,
+                        explanation=json.dumps(match.explanation.as_dict(), ensure_ascii=False),
                         matched_at=outcome.checked_at,
                     ))
                     new_matches += 1
@@ -240,6 +241,24 @@ def list_matches(db: Database, rule: str | None = None, since: datetime | None =
         )
         for m, a in rows
     ]
+
+
+def feed_health(row: FeedRow) -> dict[str, object]:
+    """A feed's state as shown by `monitor feeds`: health is ok, warning, failing or never polled."""
+    if row.last_outcome is None:
+        health = "never polled"
+    elif row.consecutive_errors:
+        health = "failing"
+    else:
+        health = "warning" if row.last_warning else "ok"
+    reason = f"{row.last_error_class}: {row.last_error}" if row.last_error else row.last_warning
+    return {
+        "name": row.name, "url": row.url, "health": health, "last_outcome": row.last_outcome,
+        "last_status": row.last_status, "consecutive_errors": row.consecutive_errors,
+        "entries_seen": row.entries_seen, "guid_churn": row.guid_churn, "last_checked_at": row.last_checked_at,
+        "last_success_at": row.last_success_at, "next_check_at": row.next_check_at, "reason": reason,
+        "etag": row.etag, "last_modified": row.last_modified,
+    }
 
 
 def list_feed_rows(db: Database) -> list[FeedRow]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import html
 import json
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 DATA = Path(__file__).resolve().parent.parent / "data"

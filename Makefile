@@ -1,0 +1,48 @@
+# One command everywhere: `make run` starts the service, `make test` runs every check.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run poll test lint typecheck unit bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.runtime: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
+	$(BIN)/pip install -q -r requirements-dev.lock
+	touch $@
+
+run: $(VENV)/.runtime  ## install and start the service on the embedded defaults
+	$(BIN)/monitor run
+
+poll: $(VENV)/.runtime  ## install and poll every feed once
+	$(BIN)/monitor poll --once
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check monitor tests bench
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy monitor
+
+unit: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit  ## install and run every check and test
+
+lock: $(BIN)/python  ## regenerate the lock files from pyproject.toml in a scratch venv
+	rm -rf /tmp/monitor-lock && $(PYTHON) -m venv /tmp/monitor-lock
+	/tmp/monitor-lock/bin/pip install -q . && /tmp/monitor-lock/bin/pip freeze --exclude monitor > requirements.lock.new
+	/tmp/monitor-lock/bin/pip install -q ".[dev]" && /tmp/monitor-lock/bin/pip freeze --exclude monitor > requirements-dev.lock.new
+	@echo "review and move requirements*.lock.new into place"
+
+bench: $(VENV)/.dev  ## benchmarks (see docs/performance.md for corpus paths)
+	$(BIN)/python bench/pipeline_throughput.py --corpus ../shared/corpus
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

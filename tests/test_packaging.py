@@ -1,0 +1,59 @@
+"""Static checks of what ships: Dockerfile paths and command, env example, lock files, CI script."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from typer.main import get_command
+
+from monitor.cli import app
+from monitor.settings import Settings
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_dockerfile_copies_existing_paths_and_runs_a_real_command() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    for line in text.splitlines():
+        if line.startswith("COPY") and "--from=" not in line:
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), f"Dockerfile copies missing {source}"
+    cmd = re.search(r'^CMD \["monitor", "([a-z-]+)"', text, re.M)
+    assert cmd, "CMD must run the monitor CLI"
+    assert cmd.group(1) in get_command(app).commands  # type: ignore[attr-defined]
+    assert re.search(r"^USER monitor$", text, re.M) and "VOLUME /data" in text
+
+
+def test_env_example_lists_every_setting() -> None:
+    names = {line.split("=", 1)[0] for line in (ROOT / "deploy/monitor.env.example").read_text().splitlines()
+             if line.startswith("MONITOR_")}
+    assert names == {f"MONITOR_{n.upper()}" for n in Settings.model_fields}
+
+
+def test_lock_files_pin_every_runtime_dependency_exactly() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for lock in ("requirements.lock", "requirements-dev.lock"):
+        pins = {}
+        for line in (ROOT / lock).read_text().splitlines():
+            if line and not line.startswith("#"):
+                name, _, version = line.partition("==")
+                assert version, f"{lock}: {line!r} is not an exact pin"
+                pins[name.lower().replace("_", "-")] = version
+        for dep in project["dependencies"]:
+            name = re.split(r"[<>=!~ \[]", dep, maxsplit=1)[0].lower().replace("_", "-")
+            assert name in pins, f"{lock} lacks {name}"
+            assert "<" in dep, f"runtime dependency {dep} needs an upper bound"
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme_first = (ROOT / "README.md").read_text().split("```")[1]
+    assert "make test" in readme_first and "make run" in readme_first
+    assert "make test" in (ROOT / ".ci/run").read_text()
+
+
+def test_every_command_has_help() -> None:
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help, f"monitor {name} has no help text"
