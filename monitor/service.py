@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
+from monitor.pipeline.extract import warm_up
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.run import PollContext, Poller
 from monitor.pipeline.workers import InlinePool, WorkerPool
@@ -46,9 +47,11 @@ class Service:
             max_redirects=settings.max_redirects,
             per_host=settings.per_host_concurrency,
             allow=settings.allow_private_networks,
-            pool_size=settings.concurrency * 2,
+            keepalive=settings.per_host_concurrency,
         )
         self.pool: WorkerPool | InlinePool = InlinePool() if inline_workers else WorkerPool(settings.worker_count)
+        if isinstance(self.pool, WorkerPool):
+            self.pool.start(warm_up)
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules))
         log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
                  self.db.engine.url.render_as_string(hide_password=True))

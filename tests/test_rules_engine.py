@@ -125,3 +125,19 @@ def test_shipped_rules_on_clear_cases(text: str, rule: str, expected: bool) -> N
     doc = Document.of(article(text=text))
     (compiled,) = [r for r in load_rules(ROOT / "rules").rules if r.id == rule]
     assert (compiled.match(doc) is not None) is expected
+
+
+def test_prefilter_never_changes_what_matches() -> None:
+    import json
+
+    rules = load_rules(ROOT / "rules")
+    with (Path(__file__).parent / "data" / "articles.jsonl").open(encoding="utf-8") as handle:
+        docs = [json.loads(line) for line in handle]
+    for doc in docs:
+        a = article(title=doc["title"] or "", text=doc["text"])
+        for rule in rules.rules:
+            with_filter = rule.match(Document.of(a, rules.prefilter))
+            without = rule.match(Document.of(a))
+            assert (with_filter is None) == (without is None), (doc["id"], rule.id)
+            if with_filter and without:
+                assert with_filter.explanation == without.explanation

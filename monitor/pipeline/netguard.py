@@ -1,9 +1,9 @@
 """Network guard: refuse odd URLs before any I/O and non-public addresses on the socket actually opened.
 
-The guard lives in an httpcore network backend, so the address that is checked is the address
-that is connected to (no second DNS lookup can swap it: DNS rebinding is closed). The same
-backend clamps every connect/read/write to a per-thread wall-clock deadline, which httpx's
-per-operation timeouts cannot do against a server that trickles one byte a second.
+``Guard.connect`` resolves the host once, keeps only permitted addresses and connects to one of
+them, so the address checked is the address connected to (no second DNS lookup can swap it: DNS
+rebinding is closed). ``remaining_time`` clamps every connect and read to a per-thread wall-clock
+deadline, which per-operation timeouts cannot do against a server trickling one byte a second.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from functools import lru_cache
 from urllib.parse import SplitResult, urlsplit
-
-import httpcore
 
 from monitor.errors import BlockedURL
 
@@ -32,6 +30,7 @@ _CANONICAL_V4 = re.compile(r"^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4
 _local = threading.local()
 
 
+@lru_cache(maxsize=8192)  # feeds are re-polled with the same URLs; a refusal is never cached
 def check_url(url: str) -> SplitResult:
     """Refuse, without any I/O, URLs that are not plain http(s) to a named or canonical-IP host."""
     if _BAD_CHARS.search(url):
@@ -72,75 +71,44 @@ def set_deadline(deadline: float | None) -> None:
     _local.deadline = deadline
 
 
-def _remaining(timeout: float | None) -> float | None:
+def remaining_time(timeout: float | None) -> float | None:
+    """``timeout`` clamped to what is left of this thread's deadline; TimeoutError once it has passed."""
     deadline = getattr(_local, "deadline", None)
     if deadline is None:
         return timeout
     left = deadline - time.monotonic()
     if left <= 0:
-        raise httpcore.ReadTimeout("total fetch deadline exceeded")
+        raise TimeoutError("total fetch deadline exceeded")
     return left if timeout is None else min(timeout, left)
 
 
-class DeadlineStream(httpcore.NetworkStream):
-    """A network stream whose every operation is clamped to the thread's deadline."""
+class Guard:
+    """Opens TCP connections; when guarding, only to addresses that pass ``is_public``."""
 
-    def __init__(self, inner: httpcore.NetworkStream) -> None:
-        self._inner = inner
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _remaining(timeout))
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _remaining(timeout))
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def start_tls(self, ssl_context: Any, server_hostname: str | None = None,
-                  timeout: float | None = None) -> httpcore.NetworkStream:
-        return DeadlineStream(self._inner.start_tls(ssl_context, server_hostname, _remaining(timeout)))
-
-    def get_extra_info(self, info: str) -> Any:
-        return self._inner.get_extra_info(info)
-
-
-class GuardedBackend(httpcore.NetworkBackend):
-    """Connect only to permitted addresses (when ``guard``), always within the deadline."""
-
-    def __init__(self, guard: bool, allow: Iterable[IPNetwork] = (), resolver: Resolver | None = None):
+    def __init__(self, guard: bool, allow: Iterable[IPNetwork] = (), resolver: Resolver | None = None) -> None:
         self._guard = guard
         self._allow = tuple(allow)
         self._resolve = resolver or system_resolver
-        self._sync = httpcore.SyncBackend()
 
-    def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                    local_address: str | None = None,
-                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        targets = self._permitted_addresses(host, port) if self._guard else [host]
-        error: Exception | None = None
+    def connect(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        targets = self.permitted_addresses(host, port) if self._guard else [host]
+        error: OSError | None = None
         for target in targets:
             try:
-                stream = self._sync.connect_tcp(target, port, _remaining(timeout), local_address, socket_options)
-                return DeadlineStream(stream)
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                sock = socket.create_connection((target, port), remaining_time(timeout))
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                return sock
+            except OSError as exc:
                 error = exc
         assert error is not None
         raise error
 
-    def _permitted_addresses(self, host: str, port: int) -> list[str]:
+    def permitted_addresses(self, host: str, port: int) -> list[str]:
         try:
             candidates = self._resolve(host.strip("[]"), port)
         except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
+            raise OSError(f"cannot resolve {host!r}: {exc}") from exc
         allowed = [a for a in candidates if is_public(ipaddress.ip_address(a.split("%")[0]), self._allow)]
         if not allowed:
             raise BlockedURL(f"blocked non-public address {host} -> {', '.join(candidates) or 'nothing'}")
         return allowed
-
-    def connect_unix_socket(self, path: str, timeout: float | None = None,
-                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
-        raise BlockedURL("unix sockets are never fetched")
-
-    def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)

@@ -8,12 +8,16 @@ One feed's failure is recorded on that feed and never stops the others.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
 from monitor.models import Article, Entry, FeedSource, PollSummary, ProcessedEntry
@@ -22,7 +26,7 @@ from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.lang import choose_lang
 from monitor.pipeline.match import match_rules
 from monitor.pipeline.parse import FieldCaps, parse_entries
-from monitor.pipeline.workers import InlinePool, WorkerPool
+from monitor.pipeline.workers import Context, InlinePool, WorkerPool
 from monitor.rules.engine import RuleSet
 from monitor.settings import Settings
 from monitor.store import queries
@@ -32,6 +36,7 @@ from monitor.store.queries import FeedOutcome, FeedState
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 24 * 3600.0
+_RULE_VERSIONS = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,47 @@ def next_check(settings: Settings, feed: FeedSource, now: datetime, errors: int 
     return now + timedelta(seconds=delay)
 
 
+@lru_cache(maxsize=8192)
+def _host(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
+def interleave_by_host(feeds: Sequence[FeedSource], per_host: int) -> tuple[list[FeedSource], int]:
+    """Feeds in round-robin order of their hosts, and how many fetches the per-host caps allow at once."""
+    by_host: dict[str, list[FeedSource]] = {}
+    for feed in feeds:
+        by_host.setdefault(_host(feed.url), []).append(feed)
+    queues = list(by_host.values())
+    ordered = [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
+    return ordered, max(1, sum(min(per_host, len(queue)) for queue in queues))
+
+
+class OutcomeBatch:
+    """Fetch outcomes that store nothing else (304s, failures), written a batch per transaction.
+
+    A crash loses at most one batch of outcomes: those feeds are simply polled again."""
+
+    def __init__(self, db: Database, size: int = 256) -> None:
+        self._db = db
+        self._size = size
+        self._items: list[tuple[int, FeedOutcome]] = []
+        self._lock = threading.Lock()
+
+    def add(self, feed_id: int, outcome: FeedOutcome) -> None:
+        with self._lock:
+            self._items.append((feed_id, outcome))
+            if len(self._items) < self._size:
+                return
+            batch, self._items = self._items, []
+        queries.record_outcomes(self._db, batch)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._items = self._items, []
+        if batch:
+            queries.record_outcomes(self._db, batch)
+
+
 class Poller:
     """Polls feeds with bounded concurrency; pages of new entries share a second bounded pool."""
 
@@ -60,53 +106,76 @@ class Poller:
         self.ctx = ctx
         s = ctx.settings
         self._caps = FieldCaps(s.max_title_chars, s.max_summary_chars, s.max_entries_per_feed)
-        self._pages = ThreadPoolExecutor(max_workers=max(2, s.worker_count * 2 + 2), thread_name_prefix="page")
-        self._lock = threading.Lock()
+        self._rules = Context(next(_RULE_VERSIONS), ctx.rules)
+        self._pages = ThreadPoolExecutor(max_workers=s.worker_count * 4 + 2, thread_name_prefix="page")
 
     def close(self) -> None:
         self._pages.shutdown(wait=True, cancel_futures=True)
 
     def poll(self, feeds: Sequence[FeedSource], on_done: Callable[[str, PollSummary], None] | None = None
              ) -> PollSummary:
+        """Poll ``feeds`` once. Threads ≤ concurrency and ≤ what the per-host caps can keep busy;
+        feeds are interleaved by host so a thread rarely waits on another's host slot."""
         states = queries.sync_feeds(self.ctx.db, feeds)
+        ordered, lanes = interleave_by_host(feeds, self.ctx.settings.per_host_concurrency)
+        pending = deque(ordered)
         total = PollSummary()
-        workers = min(self.ctx.settings.concurrency, max(1, len(feeds)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="feed") as pool:
-            futures = {pool.submit(self.poll_feed, feed, states[feed.name]): feed for feed in feeds}
-            for future in as_completed(futures):
-                result = future.result()
-                total.add(result)
-                if on_done:
-                    on_done(futures[future].name, result)
+        outcomes = OutcomeBatch(self.ctx.db)
+        lock = threading.Lock()
+
+        def lane() -> None:  # each lane takes the next feed until none is left (no per-feed futures)
+            while True:
+                try:
+                    feed = pending.popleft()
+                except IndexError:
+                    return
+                result = self.poll_feed(feed, states[feed.name], outcomes)
+                with lock:
+                    total.add(result)
+                    if on_done:
+                        on_done(feed.name, result)
+
+        threads = [threading.Thread(target=lane, name=f"feed-{n}", daemon=True)
+                   for n in range(min(self.ctx.settings.concurrency, lanes))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        outcomes.flush()
         return total
 
-    def poll_feed(self, feed: FeedSource, state: FeedState) -> PollSummary:
-        """Poll one feed; every failure is recorded on the feed and summarised, never raised."""
+    def poll_feed(self, feed: FeedSource, state: FeedState, outcomes: OutcomeBatch | None = None) -> PollSummary:
+        """Poll one feed; every failure is recorded on the feed and summarised, never raised.
+
+        Outcomes that store nothing else (304, failures) go to ``outcomes`` to be written in batches;
+        without a batch they are written at once."""
         now = datetime.now(UTC)
+        batch = outcomes or OutcomeBatch(self.ctx.db, size=1)
         try:
-            return self._poll(feed, state, now)
+            return self._poll(feed, state, now, batch)
         except MonitorError as exc:
             retry = exc.retry_after if isinstance(exc, ServerError) else None
-            return self._failed(feed, state, now, exc.error_class, str(exc), getattr(exc, "status", None), retry)
+            status = getattr(exc, "status", None)
+            return self._failed(feed, state, now, exc.error_class, str(exc), status, retry, batch)
         except Exception as exc:  # the per-feed boundary: a bug must not stop the other feeds
             log.exception("feed=%s event=poll_crashed", feed.name)
-            return self._failed(feed, state, now, "internal", f"{type(exc).__name__}: {exc}", None, None)
+            return self._failed(feed, state, now, "internal", f"{type(exc).__name__}: {exc}", None, None, batch)
+        finally:
+            if outcomes is None:
+                batch.flush()
 
     def _failed(self, feed: FeedSource, state: FeedState, now: datetime, error_class: str, message: str,
-                status: int | None, retry_after: float | None) -> PollSummary:
+                status: int | None, retry_after: float | None, outcomes: OutcomeBatch) -> PollSummary:
         log.warning("feed=%s event=poll_failed error_class=%s error=%s", feed.name, error_class, message)
-        outcome = FeedOutcome(now, next_check(self.ctx.settings, feed, now, state.consecutive_errors + 1, retry_after),
-                              status, "failed", error_class=error_class, error=message)
-        queries.record_outcome(self.ctx.db, state.id, outcome)
+        when = next_check(self.ctx.settings, feed, now, state.consecutive_errors + 1, retry_after)
+        outcomes.add(state.id, FeedOutcome(now, when, status, "failed", error_class=error_class, error=message))
         return PollSummary(feeds_failed=1, failures=[(feed.name, f"{error_class}: {message}")])
 
-    def _poll(self, feed: FeedSource, state: FeedState, now: datetime) -> PollSummary:
+    def _poll(self, feed: FeedSource, state: FeedState, now: datetime, outcomes: OutcomeBatch) -> PollSummary:
         ctx = self.ctx
         result = ctx.fetcher.fetch_feed(feed.url, state.validators, ctx.settings.feed_max_bytes)
         if result.not_modified:
-            queries.record_outcome(ctx.db, state.id, FeedOutcome(
-                now, next_check(ctx.settings, feed, now), 304, "not_modified"))
-            log.debug("feed=%s event=not_modified", feed.name)
+            outcomes.add(state.id, FeedOutcome(now, next_check(ctx.settings, feed, now), 304, "not_modified"))
             return PollSummary(feeds_not_modified=1)
         parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout)
         known = queries.known_entries(ctx.db, state.id, parsed.entries)
@@ -128,31 +197,42 @@ class Poller:
 
     def _process(self, feed: FeedSource, entry: Entry, feed_lang: str | None,
                  stored_articles: frozenset[str]) -> ProcessedEntry:
+        """Page text extracted and matched in a worker when possible; else the feed summary, matched here."""
         if entry.canonical_url and entry.canonical_url in stored_articles:
             return ProcessedEntry(entry, None)
-        article = self._article(feed, entry, feed_lang)
-        return ProcessedEntry(entry, article, match_rules(article, self.ctx.rules))
-
-    def _article(self, feed: FeedSource, entry: Entry, feed_lang: str | None) -> Article:
-        """Extracted page text when possible; the feed summary otherwise (the reason is kept)."""
-        ctx, text, page_lang, error = self.ctx, "", None, None
+        ctx, error = self.ctx, None
         if feed.fetch_articles and entry.url:
             try:
                 page = ctx.fetcher.fetch_page(entry.url, ctx.settings.page_max_bytes)
-                extracted = ctx.pool.run(extract_text, page.body, page.final_url, ctx.settings.max_text_chars,
-                                         timeout=ctx.settings.extract_timeout)
-                text, page_lang = extracted.text, extracted.lang
+                return ctx.pool.run(extract_and_match, page.body, page.final_url, feed, entry, feed_lang,
+                                    ctx.settings.max_text_chars, timeout=ctx.settings.extract_timeout,
+                                    context=self._rules)
             except MonitorError as exc:
                 error = f"{exc.error_class}: {exc}"[:1000]
                 log.info("feed=%s event=extract_fallback url=%s error=%s", feed.name, entry.url[:200], error)
-        return Article(
-            title=entry.title,
-            summary=entry.summary,
-            text=text,
-            text_source="extracted" if text else "summary",
-            lang=choose_lang(feed.lang or feed_lang, page_lang, text or entry.summary or entry.title),
-            url=entry.url,
-            feed=feed.name,
-            tags=feed.tags,
-            extract_error=error,
-        )
+        article = build_article(feed, entry, feed_lang, "", None, error)
+        return ProcessedEntry(entry, article, match_rules(article, ctx.rules))
+
+
+def build_article(feed: FeedSource, entry: Entry, feed_lang: str | None, text: str, page_lang: str | None,
+                  error: str | None) -> Article:
+    """The article to match: extracted text when there is some, the feed summary otherwise."""
+    return Article(
+        title=entry.title,
+        summary=entry.summary,
+        text=text,
+        text_source="extracted" if text else "summary",
+        lang=choose_lang(feed.lang or feed_lang, page_lang, text or entry.summary or entry.title),
+        url=entry.url,
+        feed=feed.name,
+        tags=feed.tags,
+        extract_error=error,
+    )
+
+
+def extract_and_match(rules: RuleSet, html: bytes, url: str, feed: FeedSource, entry: Entry,
+                      feed_lang: str | None, max_chars: int) -> ProcessedEntry:
+    """Worker side (pure): page → text → article → matches, so the CPU work stays off the fetching core."""
+    extracted = extract_text(html, url, max_chars)
+    article = build_article(feed, entry, feed_lang, extracted.text, extracted.lang, None)
+    return ProcessedEntry(entry, article, match_rules(article, rules))

@@ -12,6 +12,7 @@ import multiprocessing as mp
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any, TypeVar
@@ -24,15 +25,29 @@ T = TypeVar("T")
 _CTX = mp.get_context("spawn")
 
 
+@dataclass(frozen=True)
+class Context:
+    """A read-only object (compiled rules) sent to each worker once per version, then passed as the
+    first argument of every call made with it."""
+
+    version: int
+    value: Any
+
+
 def _serve(conn: Connection) -> None:
-    """Worker loop: run (function, args) pairs until the pipe closes."""
+    """Worker loop: keep the latest context; run (function, args, with_context) until the pipe closes."""
+    context: Any = None
     while True:
         try:
-            func, args = conn.recv()
+            message = conn.recv()
         except (EOFError, OSError):
             return
+        if message[0] == "context":
+            context = message[1]
+            continue
+        _, func, args, with_context = message
         try:
-            conn.send(("ok", func(*args)))
+            conn.send(("ok", func(context, *args) if with_context else func(*args)))
         except MonitorError as exc:
             conn.send(("error", exc))
         except Exception as exc:  # a bug or library failure in untrusted input: report, keep serving
@@ -41,6 +56,7 @@ def _serve(conn: Connection) -> None:
 
 class _Worker:
     def __init__(self) -> None:
+        self.context_version: int | None = None
         self.conn, child = _CTX.Pipe()
         self.process: BaseProcess = _CTX.Process(target=_serve, args=(child,), daemon=True)
         self.process.start()
@@ -62,17 +78,37 @@ class WorkerPool:
         self._lock = threading.Lock()
         self._closed = False
 
+    def start(self, warm_up: Callable[[], object] | None = None, timeout: float = 120.0) -> None:
+        """Start every worker now (in parallel) and run ``warm_up`` in each, so the first poll does not
+        pay for process start-up and imports."""
+        with self._lock:
+            fresh = [_Worker() for _ in range(self._size - self._started)]
+            self._started = self._size
+        if warm_up is not None:
+            for worker in fresh:
+                worker.conn.send(("call", warm_up, (), False))
+            for worker in fresh:
+                if worker.conn.poll(timeout):
+                    worker.conn.recv()
+        for worker in fresh:
+            self._idle.put(worker)
+
     def _acquire(self) -> _Worker:
         with self._lock:
             if self._idle.empty() and self._started < self._size:
+                worker = _Worker()  # raises before counting if the process cannot start
                 self._started += 1
-                return _Worker()
+                return worker
         return self._idle.get()
 
-    def run(self, func: Callable[..., T], *args: Any, timeout: float) -> T:
+    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None) -> T:
+        """``func(*args)``, or ``func(context.value, *args)`` when a context is given."""
         worker = self._acquire()
         try:
-            worker.conn.send((func, args))
+            if context is not None and worker.context_version != context.version:
+                worker.conn.send(("context", context.value))
+                worker.context_version = context.version
+            worker.conn.send(("call", func, args, context is not None))
             if not worker.conn.poll(timeout):
                 raise WorkTimeout(f"{func.__name__} exceeded its {timeout:g}s wall-clock limit; worker killed")
             status, value = worker.conn.recv()
@@ -105,8 +141,8 @@ class WorkerPool:
 class InlinePool:
     """Same interface, run in the calling thread (tests, and debugging with a plain traceback)."""
 
-    def run(self, func: Callable[..., T], *args: Any, timeout: float) -> T:
-        return func(*args)
+    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None) -> T:
+        return func(context.value, *args) if context is not None else func(*args)
 
     def close(self) -> None:
         return None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import ahocorasick
 
 from monitor.models import Article, Explanation, Match, TermHit
 from monitor.rules.terms import Term
@@ -16,22 +19,56 @@ SNIPPET_CHARS = 320
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
 
 
+class Prefilter:
+    """Aho-Corasick automata over every term's anchor (one for lower-case, one for cased text): one
+    linear pass per field finds which anchors occur, so a term's pattern runs only where it can match
+    and the cost grows with the text, not with rules × terms."""
+
+    def __init__(self, terms: Iterable[Term]) -> None:
+        self._automata: dict[bool, ahocorasick.Automaton] = {}
+        for lower in (True, False):
+            anchors = {t.anchor for t in terms if t.lower is lower and t.anchor}
+            if anchors:
+                automaton = ahocorasick.Automaton()
+                for anchor in anchors:
+                    automaton.add_word(anchor, anchor)
+                automaton.make_automaton()
+                self._automata[lower] = automaton
+
+    def present(self, folded_texts: Iterable[str], lower: bool) -> frozenset[str]:
+        automaton = self._automata.get(lower)
+        if automaton is None:
+            return frozenset()
+        return frozenset(anchor for text in folded_texts for _, anchor in automaton.iter(text))
+
+
 class Document:
     """The fields of one article, folded once and shared by every rule."""
 
-    def __init__(self, fields: dict[str, str]) -> None:
+    def __init__(self, fields: dict[str, str], prefilter: Prefilter | None = None) -> None:
         self.fields = {name: FieldText(fields.get(name, "") or "") for name in FIELDS}
         self._hits: dict[int, tuple[TermHit, ...]] = {}
+        self._prefilter = prefilter
+        self._present: dict[bool, frozenset[str]] = {}
 
     @classmethod
-    def of(cls, article: Article) -> Document:
-        return cls({"title": article.title, "summary": article.summary, "text": article.text})
+    def of(cls, article: Article, prefilter: Prefilter | None = None) -> Document:
+        return cls({"title": article.title, "summary": article.summary, "text": article.text}, prefilter)
 
     def hits(self, term: Term) -> tuple[TermHit, ...]:
         cached = self._hits.get(id(term))
         if cached is None:
-            cached = self._hits[id(term)] = tuple(self._find(term))
+            cached = self._hits[id(term)] = tuple(self._find(term)) if self._may_match(term) else ()
         return cached
+
+    def _may_match(self, term: Term) -> bool:
+        if self._prefilter is None or not term.anchor:
+            return True
+        present = self._present.get(term.lower)
+        if present is None:
+            texts = (f.folded(term.lower).text for f in self.fields.values())
+            present = self._present[term.lower] = self._prefilter.present(texts, term.lower)
+        return term.anchor in present
 
     def _find(self, term: Term) -> list[TermHit]:
         found: list[TermHit] = []
@@ -132,9 +169,10 @@ class CompiledRule:
 @dataclass(frozen=True)
 class RuleSet:
     rules: tuple[CompiledRule, ...]
+    prefilter: Prefilter
 
     def match(self, article: Article) -> tuple[Match, ...]:
-        doc = Document.of(article)
+        doc = Document.of(article, self.prefilter)
         return tuple(m for rule in self.rules if (m := rule.match(doc)) is not None)
 
     def ids(self) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import ConfigError
-from monitor.rules.engine import AllNode, AnyNode, CompiledRule, Node, NotNode, RuleSet, TermNode
+from monitor.rules.engine import AllNode, AnyNode, CompiledRule, Node, NotNode, Prefilter, RuleSet, TermNode
 from monitor.rules.terms import Term, compile_term
 from monitor.yamlfile import LINE, line_of, load_yaml, without_line
 
@@ -77,6 +77,9 @@ class _Compiler:
             return AnyNode(tuple(TermNode(self._term(t, line)) for t in self._lists[name]))
         return TermNode(self._term(text, line))
 
+    def terms(self) -> list[Term]:
+        return list(self._terms.values())
+
     def _term(self, text: str, line: int | str) -> Term:
         if text not in self._terms:
             try:
@@ -98,7 +101,7 @@ def _read_lists(path: Path, document: dict[str, Any], lists: dict[str, list[str]
         lists[name] = terms
 
 
-def _compile_rule(path: Path, raw: Any, lists: dict[str, list[str]]) -> CompiledRule:
+def _compile_rule(path: Path, raw: Any, lists: dict[str, list[str]], compilers: list[_Compiler]) -> CompiledRule:
     line = line_of(raw, 1)
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}:{line}: a rule must be a mapping")
@@ -108,7 +111,9 @@ def _compile_rule(path: Path, raw: Any, lists: dict[str, list[str]]) -> Compiled
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "rule"
         raise ConfigError(f"{path}:{line}: rule field '{field}': {err['msg'].removeprefix('Value error, ')}") from exc
-    root = _Compiler(lists, str(path)).clause(model.match, line)
+    compiler = _Compiler(lists, str(path))
+    root = compiler.clause(model.match, line)
+    compilers.append(compiler)
     return CompiledRule(model.id, model.title, model.description, model.severity,
                         tuple(model.routes), root, str(path))
 
@@ -124,6 +129,7 @@ def load_rules(directory: Path) -> RuleSet:
         if isinstance(document, dict) and "lists" in document:
             _read_lists(path, document, lists)
     rules: list[CompiledRule] = []
+    compilers: list[_Compiler] = []
     seen: dict[str, str] = {}
     for path, document in documents:
         if not isinstance(document, dict):
@@ -132,12 +138,13 @@ def load_rules(directory: Path) -> RuleSet:
         if "id" not in document and "rules" not in document and "lists" not in document:
             raise ConfigError(f"{path}:{line_of(document, 1)}: expected 'id', 'rules' or 'lists'")
         for raw in raw_rules:
-            rule = _compile_rule(path, raw, lists)
+            rule = _compile_rule(path, raw, lists, compilers)
             if rule.id in seen:
                 raise ConfigError(f"{path}:{line_of(raw, 1)}: rule id {rule.id!r} already defined in {seen[rule.id]}")
             seen[rule.id] = str(path)
             rules.append(rule)
-    return RuleSet(tuple(rules))
+    terms = {id(t): t for c in compilers for t in c.terms()}
+    return RuleSet(tuple(rules), Prefilter(terms.values()))
 
 
 __all__ = ["LINE", "load_rules"]

@@ -21,9 +21,13 @@ _CVC = re.compile(r"[^aeiou][aeiou][b-df-hj-np-tv-z]$")
 
 @dataclass(frozen=True)
 class Term:
+    """``anchor`` is a literal every match contains (in the lower-case or cased fold, as ``lower`` says):
+    the prefilter runs the pattern only on documents where the anchor occurs."""
+
     source: str
     pattern: re.Pattern[str]
     lower: bool
+    anchor: str
 
 
 def _inflected(word: str) -> str:
@@ -48,11 +52,21 @@ def compile_term(source: str) -> Term:
     if not text or text == "*":
         raise ValueError("empty term")
     if has_cjk(text):
-        return Term(source, re.compile(re.escape(fold(text))), lower=True)
+        folded = fold(text)
+        return Term(source, re.compile(re.escape(folded)), lower=True, anchor=folded)
     if _ACRONYM.fullmatch(text):
-        body = re.escape(fold(text, lower=False))
-        return Term(source, re.compile(f"(?<![0-9A-Za-z]){body}s?(?![0-9A-Za-z])"), lower=False)
+        cased = fold(text, lower=False)
+        return Term(source, re.compile(f"(?<![0-9A-Za-z]){re.escape(cased)}s?(?![0-9A-Za-z])"), lower=False,
+                    anchor=cased)
     words = fold(text).split(" ")
     parts = [re.escape(w) for w in words[:-1]] + [_inflected(words[-1])]
     body = r"[\s\-]+".join(parts)
-    return Term(source, re.compile(f"(?<![{_LATIN}]){body}(?![{_LATIN}])"), lower=True)
+    anchor = words[0] if len(words) > 1 else _stem(words[0])
+    return Term(source, re.compile(f"(?<![{_LATIN}]){body}(?![{_LATIN}])"), lower=True, anchor=anchor)
+
+
+def _stem(word: str) -> str:
+    """The literal prefix every inflected form of ``word`` (as _inflected builds them) starts with."""
+    if word.endswith("*") or (word.isalpha() and len(word) >= 3 and word.endswith(("e", "y"))):
+        return word[:-1]
+    return word

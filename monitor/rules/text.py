@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
 import zhconv
 
@@ -44,27 +43,25 @@ def has_cjk(text: str) -> bool:
     return _CJK.search(text) is not None
 
 
-@dataclass(frozen=True)
 class Folded:
-    """A folded form of a text and its folded → original offsets (None = identity)."""
+    """A folded form of a text; folded → original offsets are built only when first needed."""
 
-    text: str
-    offsets: tuple[int, ...] | None
+    __slots__ = ("_offsets", "_original", "_table", "text")
+
+    def __init__(self, original: str, text: str, table: _FoldTable) -> None:
+        self._original, self.text, self._table = original, text, table
+        self._offsets: list[int] | None = None
 
     def to_original(self, index: int, original_length: int) -> int:
-        if self.offsets is None:
+        if len(self.text) == len(self._original):
             return index
-        return self.offsets[index] if index < len(self.offsets) else original_length
+        if self._offsets is None:
+            self._offsets = [i for i, char in enumerate(self._original) for _ in self._table[ord(char)]]
+        return self._offsets[index] if index < len(self._offsets) else original_length
 
 
 def _folded(text: str, table: _FoldTable) -> Folded:
-    folded = text.translate(table)
-    if len(folded) == len(text):
-        return Folded(folded, None)
-    offsets: list[int] = []
-    for index, char in enumerate(text):
-        offsets.extend([index] * len(table[ord(char)]))
-    return Folded(folded, tuple(offsets))
+    return Folded(text, text.translate(table), table)
 
 
 class FieldText:

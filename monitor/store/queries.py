@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from monitor.models import Entry, FeedSource, ProcessedEntry, Validators
@@ -22,7 +23,6 @@ class FeedState:
     name: str
     validators: Validators
     consecutive_errors: int
-    next_check_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -48,25 +48,27 @@ class FeedOutcome:
     warning: str | None = None
 
 
-def _state(row: FeedRow) -> FeedState:
-    assert row.id is not None
-    return FeedState(row.id, row.name, Validators(row.etag, row.last_modified), row.consecutive_errors,
-                     row.next_check_at)
-
-
 def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState]:
     """Insert feeds new to feeds.yaml and follow URL changes (validators reset on a new URL)."""
+    table = FeedRow.__table__  # type: ignore[attr-defined]
+    columns = (table.c.id, table.c.name, table.c.url, table.c.etag, table.c.last_modified,
+               table.c.consecutive_errors)
     with db.write() as session:
-        rows = {row.name: row for row in session.exec(select(FeedRow))}
+        rows = {row.name: row for row in session.execute(sa_select(*columns))}
         for feed in feeds:
             row = rows.get(feed.name)
             if row is None:
-                row = rows[feed.name] = FeedRow(name=feed.name, url=feed.url)
-                session.add(row)
+                session.execute(insert(table).values(name=feed.name, url=feed.url))
             elif row.url != feed.url:
-                row.url, row.etag, row.last_modified = feed.url, None, None
-        session.flush()
-        return {feed.name: _state(rows[feed.name]) for feed in feeds}
+                session.execute(update(table).where(table.c.id == row.id)
+                                .values(url=feed.url, etag=None, last_modified=None))
+        if any(feed.name not in rows or rows[feed.name].url != feed.url for feed in feeds):
+            rows = {row.name: row for row in session.execute(sa_select(*columns))}
+    return {
+        feed.name: FeedState(row.id, row.name, Validators(row.etag, row.last_modified), row.consecutive_errors)
+        for feed in feeds
+        if (row := rows[feed.name]) is not None
+    }
 
 
 def known_entries(db: Database, feed_id: int, entries: Sequence[Entry]) -> Known:
@@ -104,12 +106,38 @@ def _apply_outcome(row: FeedRow, outcome: FeedOutcome) -> None:
         row.last_warning = (outcome.warning or "")[:1000] or None
 
 
-def record_outcome(db: Database, feed_id: int, outcome: FeedOutcome) -> None:
-    """A poll that stored no entries: not modified, or failed."""
+def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -> None:
+    """Polls that stored no entries (not modified, or failed): two bulk UPDATEs in one transaction."""
+    table = FeedRow.__table__  # type: ignore[attr-defined]
+    fine = [
+        {"fid": feed_id, "checked": o.checked_at, "next": o.next_check_at, "status": o.status, "outcome": o.outcome}
+        for feed_id, o in outcomes if o.outcome != "failed"
+    ]
+    failed = [
+        {"fid": feed_id, "checked": o.checked_at, "next": o.next_check_at, "status": o.status,
+         "eclass": o.error_class, "error": (o.error or "")[:2000]}
+        for feed_id, o in outcomes if o.outcome == "failed"
+    ]
     with db.write() as session:
-        row = session.get(FeedRow, feed_id)
-        if row is not None:
-            _apply_outcome(row, outcome)
+        if fine:
+            session.execute(
+                update(table).where(table.c.id == bindparam("fid")).values(
+                    last_checked_at=bindparam("checked"), last_success_at=bindparam("checked"),
+                    next_check_at=bindparam("next"), last_status=bindparam("status"),
+                    last_outcome=bindparam("outcome"), consecutive_errors=0, last_error=None, last_error_class=None,
+                ),
+                fine,
+            )
+        if failed:
+            session.execute(
+                update(table).where(table.c.id == bindparam("fid")).values(
+                    last_checked_at=bindparam("checked"), next_check_at=bindparam("next"),
+                    last_status=bindparam("status"), last_outcome="failed",
+                    consecutive_errors=table.c.consecutive_errors + 1,
+                    last_error_class=bindparam("eclass"), last_error=bindparam("error"),
+                ),
+                failed,
+            )
 
 
 def store_entries(
@@ -119,68 +147,99 @@ def store_entries(
     """Store a feed's new entries, their articles and matches, and its fetch state — atomically.
 
     Returns (new entries, new matches). Entries already stored (same key, or same URL under a
-    changed GUID) are skipped; an article already stored is linked, never stored twice.
+    changed GUID) are skipped; an article already stored is linked, never stored twice. A handful
+    of set-based statements per feed, whatever the number of entries.
     """
-    new_entries = new_matches = 0
+    items = list(processed)
     with db.write() as session:
-        for item in processed:
-            entry = item.entry
-            if _entry_exists(session, feed_id, entry):
-                continue
-            article_id, created = _article_id(session, feed_name, item)
-            session.add(EntryRow(
-                feed_id=feed_id, article_id=article_id, entry_key=entry.key, key_kind=entry.key_kind,
-                url_key=entry.canonical_url, guid=entry.guid, title=entry.title,
-                published_at=entry.published, first_seen_at=outcome.checked_at,
-            ))
-            new_entries += 1
-            if created and item.article is not None:
-                for match in item.matches:
-                    session.add(MatchRow(
-                        article_id=article_id, rule_id=match.rule_id, rule_title=match.rule_title,
-                        severity=match.severity,
-                        explanation=json.dumps(match.explanation.as_dict(), ensure_ascii=False),
-                        matched_at=outcome.checked_at,
-                    ))
-                    new_matches += 1
-            session.flush()
+        fresh = _unseen(session, feed_id, items)
+        keys = {id(item): article_key(item.entry.canonical_url, feed_name, item.entry.key) for item in fresh}
+        article_ids = _stored_articles(session, set(keys.values()))
+        created = _insert_articles(session, [(keys[id(i)], i) for i in fresh if keys[id(i)] not in article_ids],
+                                   outcome.checked_at)
+        article_ids.update(created)
+        if fresh:
+            session.execute(insert(EntryRow.__table__), [  # type: ignore[attr-defined]
+                {"feed_id": feed_id, "article_id": article_ids[keys[id(i)]], "entry_key": i.entry.key,
+                 "key_kind": i.entry.key_kind, "url_key": i.entry.canonical_url, "guid": i.entry.guid,
+                 "title": i.entry.title, "published_at": i.entry.published, "first_seen_at": outcome.checked_at}
+                for i in fresh
+            ])
+        matches = [
+            {"article_id": created[keys[id(i)]], "rule_id": m.rule_id, "rule_title": m.rule_title,
+             "severity": m.severity, "explanation": json.dumps(m.explanation.as_dict(), ensure_ascii=False),
+             "matched_at": outcome.checked_at}
+            for i in _first_per_key(fresh, keys) if keys[id(i)] in created and i.article is not None
+            for m in i.matches
+        ]
+        if matches:
+            session.execute(insert(MatchRow.__table__), matches)  # type: ignore[attr-defined]
         row = session.get(FeedRow, feed_id)
         if row is not None:
             _apply_outcome(row, outcome)
-            row.entries_seen += new_entries
+            row.entries_seen += len(fresh)
             row.guid_churn += guid_churn
-    return new_entries, new_matches
+    return len(fresh), len(matches)
 
 
-def _entry_exists(session: Session, feed_id: int, entry: Entry) -> bool:
-    query = select(EntryRow.id).where(EntryRow.feed_id == feed_id, EntryRow.entry_key == entry.key)
-    if session.exec(query).first() is not None:
-        return True
-    if entry.canonical_url:
-        by_url = select(EntryRow.id).where(EntryRow.feed_id == feed_id, EntryRow.url_key == entry.canonical_url)
-        return session.exec(by_url).first() is not None
-    return False
+def _unseen(session: Session, feed_id: int, items: list[ProcessedEntry]) -> list[ProcessedEntry]:
+    """Items whose key (or, under a changed GUID, URL) this feed has not stored yet; first of duplicates."""
+    keys = [i.entry.key for i in items]
+    urls = [i.entry.canonical_url for i in items if i.entry.canonical_url]
+    seen_keys = set(session.exec(
+        select(EntryRow.entry_key).where(EntryRow.feed_id == feed_id, col(EntryRow.entry_key).in_(keys))))
+    seen_urls: set[str | None] = set()
+    if urls:
+        seen_urls.update(session.exec(
+            select(col(EntryRow.url_key)).where(EntryRow.feed_id == feed_id, col(EntryRow.url_key).in_(urls))))
+    fresh = []
+    for item in items:
+        key, url = item.entry.key, item.entry.canonical_url
+        if key in seen_keys or (url and url in seen_urls):
+            continue
+        seen_keys.add(key)
+        if url:
+            seen_urls.add(url)
+        fresh.append(item)
+    return fresh
 
 
-def _article_id(session: Session, feed_name: str, item: ProcessedEntry) -> tuple[int, bool]:
+def _stored_articles(session: Session, keys: set[str]) -> dict[str, int]:
+    if not keys:
+        return {}
+    found = session.exec(select(ArticleRow.key, ArticleRow.id).where(col(ArticleRow.key).in_(keys)))
+    return {key: article_id for key, article_id in found if article_id is not None}
+
+
+def _first_per_key(items: list[ProcessedEntry], keys: dict[int, str]) -> list[ProcessedEntry]:
+    firsts: dict[str, ProcessedEntry] = {}
+    for item in items:
+        firsts.setdefault(keys[id(item)], item)
+    return list(firsts.values())
+
+
+def _article_row(key: str, item: ProcessedEntry, now: datetime) -> dict[str, object]:
     entry, article = item.entry, item.article
-    key = article_key(entry.canonical_url, feed_name, entry.key)
-    created_at = datetime.now(UTC)
-    existing = session.exec(select(ArticleRow.id).where(ArticleRow.key == key)).first()
-    if existing is not None:
-        return existing, False
-    if article is None:  # the caller expected a stored article that is gone: store the entry's own data
-        row = ArticleRow(key=key, url=entry.url, title=entry.title, summary=entry.summary, text="",
-                         text_source="summary", lang=entry.lang, published_at=entry.published,
-                         created_at=created_at)
+    row: dict[str, object] = {"key": key, "published_at": entry.published, "created_at": now}
+    if article is None:  # expected stored through another feed but gone: keep the entry's own text
+        row.update(url=entry.url, title=entry.title, summary=entry.summary, text="", text_source="summary",
+                   extract_error=None, lang=entry.lang)
     else:
-        row = ArticleRow(key=key, url=article.url, title=article.title, summary=article.summary,
-                         text=article.text, text_source=article.text_source, extract_error=article.extract_error,
-                         lang=article.lang, published_at=entry.published, created_at=created_at)
-    session.add(row)
-    session.flush()
-    assert row.id is not None
-    return row.id, True
+        row.update(url=article.url, title=article.title, summary=article.summary, text=article.text,
+                   text_source=article.text_source, extract_error=article.extract_error, lang=article.lang)
+    return row
+
+
+def _insert_articles(session: Session, pending: list[tuple[str, ProcessedEntry]], now: datetime) -> dict[str, int]:
+    """Insert one article per key (the first entry's), returning key → id."""
+    rows: dict[str, dict[str, object]] = {}
+    for key, item in pending:
+        rows.setdefault(key, _article_row(key, item, now))
+    if not rows:
+        return {}
+    table = ArticleRow.__table__  # type: ignore[attr-defined]
+    inserted = session.execute(insert(table).returning(table.c.key, table.c.id), list(rows.values()))
+    return {key: article_id for key, article_id in inserted}
 
 
 @dataclass(frozen=True)
