@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     page_max_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     max_redirects: int = Field(5, ge=0, le=5)
     concurrency: int = Field(16, ge=1, le=256)
-    per_host_concurrency: int = Field(2, ge=1, le=64)
+    per_host_concurrency: int = Field(1, ge=1, le=64)
     user_agent: str = Field(DEFAULT_USER_AGENT, min_length=3)
 
     workers: int = Field(0, ge=0, le=64)

@@ -118,3 +118,33 @@ def test_help_on_every_command(tmp_path: Path) -> None:
                  ["db", "upgrade", "--help"]):
         result = monitor(args, dict(os.environ, PYTHONPATH=str(ROOT)), tmp_path)
         assert result.returncode == 0 and "Usage" in result.stdout, args
+
+
+def test_run_polls_prints_new_matches_and_stops_cleanly_on_sigterm(server: LocalServer, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    articles = load_articles()[:3]
+    for article in articles:
+        server.routes[f"/a/{article['id']}.html"] = Route(article_page(article))
+    server.routes["/feed.xml"] = Route(rss(articles, server.base), etag='"r1"')
+    env = base_env(tmp_path, write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml"),
+                                                                     "interval": "1s"}]),
+                   MONITOR_POLL_TICK="0.5s", MONITOR_WORKERS="1")
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while server.hits.get("/feed.xml", 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert server.hits.get("/feed.xml", 0) >= 3, "the feed was not polled on schedule"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "[trilateral-summit]" in out and "why:" in out
+    printed = [line.split()[0] for line in out.splitlines() if line.startswith("#")]
+    assert printed and len(printed) == len(set(printed))  # each match printed once, not on every poll
+    assert "event=shutdown signal=SIGTERM" in err

@@ -20,7 +20,7 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
-from monitor.models import Article, Entry, FeedSource, PollSummary, ProcessedEntry
+from monitor.models import Article, Entry, FeedSource, PollSummary, ProcessedEntry, Validators
 from monitor.pipeline.extract import extract_text
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.lang import choose_lang
@@ -99,29 +99,76 @@ class OutcomeBatch:
             queries.record_outcomes(self._db, batch)
 
 
+@dataclass
+class _PendingFeed:
+    """A fetched and parsed feed whose new entries are being processed; stored when the last is done."""
+
+    feed: FeedSource
+    state: FeedState
+    outcome: FeedOutcome
+    parsed_count: int
+    churn: int
+    feed_lang: str | None
+    stored_articles: frozenset[str]
+    fresh: list[Entry]
+    results: list[ProcessedEntry | None]
+    remaining: int
+    lock: threading.Lock
+
+
+class _Round:
+    """One poll round: the running totals, the feeds still in flight, and the bound on pages in flight."""
+
+    def __init__(self, on_done: Callable[[str, PollSummary], None] | None, max_pages: int) -> None:
+        self.total = PollSummary()
+        self.page_slots = threading.BoundedSemaphore(max_pages)
+        self._on_done = on_done
+        self._in_flight = 0
+        self._cond = threading.Condition()
+
+    def started(self) -> None:
+        with self._cond:
+            self._in_flight += 1
+
+    def finished(self, name: str, summary: PollSummary) -> None:
+        with self._cond:
+            self.total.add(summary)
+            if self._on_done:
+                self._on_done(name, summary)
+            self._in_flight -= 1
+            self._cond.notify_all()
+
+    def wait(self) -> None:
+        with self._cond:
+            while self._in_flight:
+                self._cond.wait()
+
+
 class Poller:
-    """Polls feeds with bounded concurrency; pages of new entries share a second bounded pool."""
+    """Polls feeds with few fetching lanes; new entries' pages go to a bounded page pool, so the next
+    feed is fetched and parsed while the previous one's pages are extracted (workers never idle at
+    feed boundaries). A feed is stored, atomically, once its last page is done."""
 
     def __init__(self, ctx: PollContext) -> None:
         self.ctx = ctx
         s = ctx.settings
         self._caps = FieldCaps(s.max_title_chars, s.max_summary_chars, s.max_entries_per_feed)
         self._rules = Context(next(_RULE_VERSIONS), ctx.rules)
-        self._pages = ThreadPoolExecutor(max_workers=s.worker_count * 4 + 2, thread_name_prefix="page")
+        self._page_threads = s.worker_count * 4 + 2
+        self._pages = ThreadPoolExecutor(max_workers=self._page_threads, thread_name_prefix="page")
 
     def close(self) -> None:
         self._pages.shutdown(wait=True, cancel_futures=True)
 
     def poll(self, feeds: Sequence[FeedSource], on_done: Callable[[str, PollSummary], None] | None = None
              ) -> PollSummary:
-        """Poll ``feeds`` once. Threads ≤ concurrency and ≤ what the per-host caps can keep busy;
-        feeds are interleaved by host so a thread rarely waits on another's host slot."""
+        """Poll ``feeds`` once. Lanes ≤ concurrency and ≤ what the per-host caps can keep busy;
+        feeds are interleaved by host so a lane rarely waits on another's host slot."""
         states = queries.sync_feeds(self.ctx.db, feeds)
         ordered, lanes = interleave_by_host(feeds, self.ctx.settings.per_host_concurrency)
         pending = deque(ordered)
-        total = PollSummary()
         outcomes = OutcomeBatch(self.ctx.db)
-        lock = threading.Lock()
+        round_ = _Round(on_done, self._page_threads)
 
         def lane() -> None:  # each lane takes the next feed until none is left (no per-feed futures)
             while True:
@@ -129,11 +176,7 @@ class Poller:
                     feed = pending.popleft()
                 except IndexError:
                     return
-                result = self.poll_feed(feed, states[feed.name], outcomes)
-                with lock:
-                    total.add(result)
-                    if on_done:
-                        on_done(feed.name, result)
+                self._poll_into(round_, feed, states[feed.name], outcomes)
 
         threads = [threading.Thread(target=lane, name=f"feed-{n}", daemon=True)
                    for n in range(min(self.ctx.settings.concurrency, lanes))]
@@ -141,28 +184,43 @@ class Poller:
             thread.start()
         for thread in threads:
             thread.join()
+        round_.wait()
         outcomes.flush()
-        return total
+        return round_.total
 
-    def poll_feed(self, feed: FeedSource, state: FeedState, outcomes: OutcomeBatch | None = None) -> PollSummary:
-        """Poll one feed; every failure is recorded on the feed and summarised, never raised.
+    def poll_feed(self, feed: FeedSource, state: FeedState) -> PollSummary:
+        """Poll one feed and wait until it is stored; failures are recorded and summarised, never raised."""
+        outcomes = OutcomeBatch(self.ctx.db, size=1)
+        round_ = _Round(None, self._page_threads)
+        self._poll_into(round_, feed, state, outcomes)
+        round_.wait()
+        outcomes.flush()
+        return round_.total
 
-        Outcomes that store nothing else (304, failures) go to ``outcomes`` to be written in batches;
-        without a batch they are written at once."""
+    def _poll_into(self, round_: _Round, feed: FeedSource, state: FeedState, outcomes: OutcomeBatch) -> None:
+        """Fetch and parse one feed, then hand its new entries to the page pool (or finish it here)."""
         now = datetime.now(UTC)
-        batch = outcomes or OutcomeBatch(self.ctx.db, size=1)
+        round_.started()
         try:
-            return self._poll(feed, state, now, batch)
+            work_or_summary = self._poll(feed, state, now, outcomes)
         except MonitorError as exc:
             retry = exc.retry_after if isinstance(exc, ServerError) else None
             status = getattr(exc, "status", None)
-            return self._failed(feed, state, now, exc.error_class, str(exc), status, retry, batch)
+            work_or_summary = self._failed(feed, state, now, exc.error_class, str(exc), status, retry, outcomes)
         except Exception as exc:  # the per-feed boundary: a bug must not stop the other feeds
             log.exception("feed=%s event=poll_crashed", feed.name)
-            return self._failed(feed, state, now, "internal", f"{type(exc).__name__}: {exc}", None, None, batch)
-        finally:
-            if outcomes is None:
-                batch.flush()
+            work_or_summary = self._failed(feed, state, now, "internal", f"{type(exc).__name__}: {exc}", None,
+                                           None, outcomes)
+        if isinstance(work_or_summary, PollSummary):
+            round_.finished(feed.name, work_or_summary)
+            return
+        work = work_or_summary
+        for index, entry in enumerate(work.fresh):
+            round_.page_slots.acquire()  # back-pressure: at most one page per page thread in flight
+            try:
+                self._pages.submit(self._page_task, round_, work, index, entry, outcomes)
+            except RuntimeError:  # the pool is shutting down: finish this feed in the lane itself
+                self._page_task(round_, work, index, entry, outcomes)
 
     def _failed(self, feed: FeedSource, state: FeedState, now: datetime, error_class: str, message: str,
                 status: int | None, retry_after: float | None, outcomes: OutcomeBatch) -> PollSummary:
@@ -171,7 +229,8 @@ class Poller:
         outcomes.add(state.id, FeedOutcome(now, when, status, "failed", error_class=error_class, error=message))
         return PollSummary(feeds_failed=1, failures=[(feed.name, f"{error_class}: {message}")])
 
-    def _poll(self, feed: FeedSource, state: FeedState, now: datetime, outcomes: OutcomeBatch) -> PollSummary:
+    def _poll(self, feed: FeedSource, state: FeedState, now: datetime, outcomes: OutcomeBatch
+              ) -> PollSummary | _PendingFeed:
         ctx = self.ctx
         result = ctx.fetcher.fetch_feed(feed.url, state.validators, ctx.settings.feed_max_bytes)
         if result.not_modified:
@@ -181,18 +240,46 @@ class Poller:
         known = queries.known_entries(ctx.db, state.id, parsed.entries)
         fresh = [e for e in parsed.entries if e.key not in known.keys and e.canonical_url not in known.url_keys]
         churn = sum(1 for e in parsed.entries if e.key not in known.keys and e.canonical_url in known.url_keys)
-        processed = list(self._pages.map(
-            lambda entry: self._process(feed, entry, parsed.lang, known.article_keys), fresh))
-        validators = type(state.validators)(result.etag, result.last_modified)
         warning = parsed.warning
         if churn:
             warning = f"{churn} entries changed GUID but kept their URL; deduplicated by URL"
             log.warning("feed=%s event=guid_churn entries=%d", feed.name, churn)
-        outcome = FeedOutcome(now, next_check(ctx.settings, feed, now), result.status, "ok", validators,
-                              warning=warning)
-        new_entries, new_matches = queries.store_entries(ctx.db, state.id, feed.name, processed, outcome, churn)
+        outcome = FeedOutcome(now, next_check(ctx.settings, feed, now), result.status, "ok",
+                              Validators(result.etag, result.last_modified), warning=warning)
+        pending = _PendingFeed(feed, state, outcome, len(parsed.entries), churn, parsed.lang,
+                               known.article_keys, fresh, [None] * len(fresh), len(fresh), threading.Lock())
+        return self._store(pending) if not fresh else pending
+
+    def _page_task(self, round_: _Round, work: _PendingFeed, index: int, entry: Entry,
+                   outcomes: OutcomeBatch) -> None:
+        try:
+            try:
+                processed = self._process(work.feed, entry, work.feed_lang, work.stored_articles)
+            except Exception as exc:  # a bug on one page must not lose the feed's other entries
+                log.exception("feed=%s event=page_crashed url=%s", work.feed.name, (entry.url or "")[:200])
+                article = build_article(work.feed, entry, work.feed_lang, "", None, f"internal: {exc}"[:1000])
+                processed = ProcessedEntry(entry, article, match_rules(article, self.ctx.rules))
+        finally:
+            round_.page_slots.release()
+        work.results[index] = processed
+        with work.lock:
+            work.remaining -= 1
+            if work.remaining:
+                return
+        try:
+            summary = self._store(work)
+        except Exception as exc:  # storing failed (disk, database): recorded on the feed, nothing half-stored
+            log.exception("feed=%s event=store_failed", work.feed.name)
+            summary = self._failed(work.feed, work.state, work.outcome.checked_at, "store",
+                                   f"{type(exc).__name__}: {exc}", None, None, outcomes)
+        round_.finished(work.feed.name, summary)
+
+    def _store(self, work: _PendingFeed) -> PollSummary:
+        processed = [item for item in work.results if item is not None]
+        new_entries, new_matches = queries.store_entries(
+            self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn)
         log.info("feed=%s event=polled entries=%d new_entries=%d new_matches=%d",
-                 feed.name, len(parsed.entries), new_entries, new_matches)
+                 work.feed.name, work.parsed_count, new_entries, new_matches)
         return PollSummary(feeds_ok=1, new_entries=new_entries, new_matches=new_matches)
 
     def _process(self, feed: FeedSource, entry: Entry, feed_lang: str | None,
