@@ -19,7 +19,6 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import certifi
 import httpx
@@ -189,6 +188,3 @@ class StdlibTransport(httpx.BaseTransport):
                 for _, conn in idle:
                     conn.close()
             self._idle.clear()
-
-    def __exit__(self, *args: Any) -> None:
-        self.close()
