@@ -236,7 +236,8 @@ class Poller:
         if result.not_modified:
             outcomes.add(state.id, FeedOutcome(now, next_check(ctx.settings, feed, now), 304, "not_modified"))
             return PollSummary(feeds_not_modified=1)
-        parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout)
+        parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout,
+                              urgent=True)
         known = queries.known_entries(ctx.db, state.id, parsed.entries)
         fresh = [e for e in parsed.entries if e.key not in known.keys and e.canonical_url not in known.url_keys]
         churn = sum(1 for e in parsed.entries if e.key not in known.keys and e.canonical_url in known.url_keys)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
-import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,19 +68,23 @@ class _Worker:
 
 
 class WorkerPool:
-    """``run(func, *args, timeout=...)`` from any thread; at most ``size`` calls run at once."""
+    """``run(func, *args, timeout=...)`` from any thread; at most ``size`` calls run at once.
+
+    ``urgent`` calls (feed parsing) are served before waiting non-urgent ones (page extraction), so
+    the next feed's entries reach the queue before the extraction queue runs dry."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._idle: queue.Queue[_Worker] = queue.Queue()
+        self._idle: list[_Worker] = []
         self._started = 0
-        self._lock = threading.Lock()
+        self._urgent_waiting = 0
+        self._cond = threading.Condition()
         self._closed = False
 
     def start(self, warm_up: Callable[[], object] | None = None, timeout: float = 120.0) -> None:
-        """Start every worker now (in parallel) and run ``warm_up`` in each, so the first poll does not
+        """Start every worker now and run ``warm_up`` in each (in parallel), so the first poll does not
         pay for process start-up and imports."""
-        with self._lock:
+        with self._cond:
             fresh = [_Worker() for _ in range(self._size - self._started)]
             self._started = self._size
         if warm_up is not None:
@@ -91,19 +94,32 @@ class WorkerPool:
                 if worker.conn.poll(timeout):
                     worker.conn.recv()
         for worker in fresh:
-            self._idle.put(worker)
+            self._release(worker)
 
-    def _acquire(self) -> _Worker:
-        with self._lock:
-            if self._idle.empty() and self._started < self._size:
-                worker = _Worker()  # raises before counting if the process cannot start
-                self._started += 1
-                return worker
-        return self._idle.get()
+    def _acquire(self, urgent: bool) -> _Worker:
+        with self._cond:
+            self._urgent_waiting += urgent
+            try:
+                while True:
+                    if self._idle and (urgent or not self._urgent_waiting):
+                        return self._idle.pop()
+                    if not self._idle and self._started < self._size:
+                        worker = _Worker()  # raises before counting if the process cannot start
+                        self._started += 1
+                        return worker
+                    self._cond.wait()
+            finally:
+                self._urgent_waiting -= urgent
 
-    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None) -> T:
+    def _release(self, worker: _Worker) -> None:
+        with self._cond:
+            self._idle.append(worker)
+            self._cond.notify_all()
+
+    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None,
+            urgent: bool = False) -> T:
         """``func(*args)``, or ``func(context.value, *args)`` when a context is given."""
-        worker = self._acquire()
+        worker = self._acquire(urgent)
         try:
             if context is not None and worker.context_version != context.version:
                 worker.conn.send(("context", context.value))
@@ -118,7 +134,7 @@ class WorkerPool:
         except (EOFError, OSError) as exc:
             self._replace(worker)
             raise WorkTimeout(f"{func.__name__} worker died: {exc or 'connection closed'}") from exc
-        self._idle.put(worker)
+        self._release(worker)
         if status == "error":
             raise value
         if status == "crash":
@@ -130,18 +146,21 @@ class WorkerPool:
         if self._closed:
             return
         log.warning("worker process killed; starting a replacement")
-        self._idle.put(_Worker())
+        self._release(_Worker())
 
     def close(self) -> None:
-        self._closed = True
-        while not self._idle.empty():
-            self._idle.get_nowait().kill()
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for worker in idle:
+            worker.kill()
 
 
 class InlinePool:
     """Same interface, run in the calling thread (tests, and debugging with a plain traceback)."""
 
-    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None) -> T:
+    def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None,
+            urgent: bool = False) -> T:
         return func(context.value, *args) if context is not None else func(*args)
 
     def close(self) -> None:
