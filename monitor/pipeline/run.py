@@ -188,15 +188,6 @@ class Poller:
         outcomes.flush()
         return round_.total
 
-    def poll_feed(self, feed: FeedSource, state: FeedState) -> PollSummary:
-        """Poll one feed and wait until it is stored; failures are recorded and summarised, never raised."""
-        outcomes = OutcomeBatch(self.ctx.db, size=1)
-        round_ = _Round(None, self._page_threads)
-        self._poll_into(round_, feed, state, outcomes)
-        round_.wait()
-        outcomes.flush()
-        return round_.total
-
     def _poll_into(self, round_: _Round, feed: FeedSource, state: FeedState, outcomes: OutcomeBatch) -> None:
         """Fetch and parse one feed, then hand its new entries to the page pool (or finish it here)."""
         now = datetime.now(UTC)
