@@ -78,6 +78,29 @@ class _Body(httpx.SyncByteStream):
         self._transport._release(self._key, self._conn, reusable)
 
 
+ErrorTable = tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], type[httpx.TransportError]], ...]
+_SEND_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.ReadTimeout),
+    (http.client.HTTPException, httpx.RemoteProtocolError),
+    ((BrokenPipeError, ConnectionResetError), httpx.WriteError),
+    (OSError, httpx.ReadError),
+)
+_CONNECT_ERRORS: ErrorTable = (
+    (TimeoutError, httpx.ConnectTimeout),
+    (ssl.SSLError, httpx.ConnectError),
+    (OSError, httpx.ConnectError),
+)
+
+
+def _mapped(conn: Conn, exc: BaseException, table: ErrorTable) -> httpx.TransportError:
+    """Close the connection and translate a socket/http.client error into httpx's error tree."""
+    conn.close()
+    for kinds, mapped in table:
+        if isinstance(exc, kinds):
+            return mapped(f"{type(exc).__name__}: {exc}")
+    return httpx.TransportError(f"{type(exc).__name__}: {exc}")
+
+
 def _clamp(conn: Conn) -> None:
     if conn.sock is not None:
         conn.sock.settimeout(remaining_time(conn.timeout))
@@ -129,32 +152,15 @@ class StdlibTransport(httpx.BaseTransport):
             conn.timeout = self._read_timeout
             _clamp(conn)
             return conn.getresponse()
-        except TimeoutError as exc:
-            conn.close()
-            raise httpx.ReadTimeout(f"timed out: {exc}") from exc
-        except http.client.HTTPException as exc:
-            conn.close()
-            raise httpx.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            conn.close()
-            raise httpx.WriteError(f"{type(exc).__name__}: {exc}") from exc
-        except OSError as exc:
-            conn.close()
-            raise httpx.ReadError(f"{type(exc).__name__}: {exc}") from exc
+        except (TimeoutError, http.client.HTTPException, OSError) as exc:
+            raise _mapped(conn, exc, _SEND_ERRORS) from exc
 
     def _connect(self, conn: Conn) -> None:
         try:
             conn.timeout = remaining_time(self._connect_timeout)
             conn.connect()
-        except TimeoutError as exc:
-            conn.close()
-            raise httpx.ConnectTimeout(f"connect timed out: {exc}") from exc
-        except ssl.SSLError as exc:
-            conn.close()
-            raise httpx.ConnectError(f"TLS failure: {exc}") from exc
-        except OSError as exc:
-            conn.close()
-            raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # TimeoutError and ssl.SSLError are OSErrors too
+            raise _mapped(conn, exc, _CONNECT_ERRORS) from exc
 
     def _new(self, key: Key) -> Conn:
         scheme, host, port = key
