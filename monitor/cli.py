@@ -17,6 +17,7 @@ from monitor import __version__
 from monitor.console import format_match
 from monitor.durations import parse_duration
 from monitor.errors import ConfigError
+from monitor.feeds_file import load_feeds
 from monitor.logs import setup_logging
 from monitor.models import PollSummary
 from monitor.settings import Settings, load_settings
@@ -167,6 +168,14 @@ def feeds(
     db.migrate()
     rows = [queries.feed_health(row) for row in queries.list_feed_rows(db)]
     db.dispose()
+    try:
+        configured = {feed.name for feed in load_feeds(settings.feeds_file)}
+    except ConfigError as exc:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}")
+        configured = {str(h["name"]) for h in rows}
+    for health in rows:
+        if health["name"] not in configured:
+            health["health"] = "not in feeds file"
     if as_json:
         for health in rows:
             out.print(json.dumps(health, ensure_ascii=False, default=str), markup=False)

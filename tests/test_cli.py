@@ -113,6 +113,22 @@ def test_configuration_errors_exit_2_with_a_clear_message(tmp_path: Path) -> Non
     assert bad_setting.returncode == 2 and "MONITOR_CONCURRENCY" in bad_setting.stderr
 
 
+def test_feeds_marks_feeds_removed_from_the_file_and_since_is_validated(server: LocalServer, tmp_path: Path) -> None:
+    server.routes["/a.xml"] = Route(rss([], server.base))
+    server.routes["/b.xml"] = Route(rss([], server.base))
+    feeds_file = write_feeds(tmp_path / "feeds.yaml", [{"name": "a", "url": server.url("/a.xml")},
+                                                       {"name": "b", "url": server.url("/b.xml")}])
+    env = base_env(tmp_path, feeds_file)
+    assert monitor(["poll", "--once"], env, tmp_path).returncode == 0
+    write_feeds(feeds_file, [{"name": "a", "url": server.url("/a.xml")}])
+    listed = monitor(["feeds", "--json"], env, tmp_path).stdout.splitlines()
+    state = {h["name"]: h["health"] for h in map(json.loads, listed)}
+    assert state == {"a": "ok", "b": "not in feeds file"}
+    bad = monitor(["matches", "--since", "yesterday-ish"], env, tmp_path)
+    assert bad.returncode == 2 and "neither an ISO date/time nor a duration" in bad.stderr
+    assert monitor(["matches", "--since", "2h", "--json"], env, tmp_path).returncode == 0
+
+
 def test_help_on_every_command(tmp_path: Path) -> None:
     for args in (["--help"], ["run", "--help"], ["poll", "--help"], ["matches", "--help"], ["feeds", "--help"],
                  ["db", "upgrade", "--help"]):
