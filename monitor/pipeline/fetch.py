@@ -34,7 +34,6 @@ from monitor.pipeline.transport import StdlibTransport
 
 REDIRECTS = (301, 302, 303, 307, 308)
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
-CHUNK = 64 * 1024
 
 
 @lru_cache(maxsize=8192)
@@ -162,7 +161,7 @@ class Fetcher:
                 declared = head.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise BodyTooLarge(f"body too large: Content-Length {declared} exceeds the {max_bytes}-byte cap")
-                body = decode_capped(response.iter_raw(CHUNK), head.get("content-encoding", ""), max_bytes)
+                body = decode_capped(response.iter_raw(), head.get("content-encoding", ""), max_bytes)
             return FetchResult(
                 url=url,
                 final_url=current,

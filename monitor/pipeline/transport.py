@@ -26,7 +26,7 @@ import httpx
 from monitor.pipeline.netguard import remaining_time
 
 Connector = Callable[[str, int, float | None], socket.socket]
-CHUNK = 64 * 1024
+CHUNK = 256 * 1024
 IDLE_EXPIRY = 30.0
 
 
