@@ -94,3 +94,20 @@ def test_article_from_two_feeds_is_stored_once_with_both_sources(server: LocalSe
         assert queries.count_rows(service.db) == counts
     finally:
         service.close()
+
+
+def test_outcome_writer_survives_a_database_refusal(make_settings, monkeypatch, caplog) -> None:
+    from monitor.pipeline.run import OutcomeBatch
+    from monitor.store.db import Database
+    from monitor.store.queries import FeedOutcome
+
+    def refuse(db, batch):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database or disk is full")
+
+    monkeypatch.setattr(queries, "record_outcomes", refuse)
+    settings = make_settings([])
+    batch = OutcomeBatch(Database(settings.database_url), size=1)
+    now = datetime.now(UTC)
+    batch.add(1, FeedOutcome(now, now, 304, "not_modified"))
+    batch.flush()  # returns: the failure is logged, the feed keeps its old state and is polled again
+    assert "outcomes_not_recorded" in caplog.text

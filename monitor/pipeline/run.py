@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -74,15 +75,19 @@ def interleave_by_host(feeds: Sequence[FeedSource], per_host: int) -> tuple[list
 
 
 class OutcomeBatch:
-    """Fetch outcomes that store nothing else (304s, failures), written a batch per transaction.
+    """Fetch outcomes that store nothing else (304s, failures), written a batch per transaction by a
+    writer thread, so fetching lanes never wait on the database. ``flush`` returns once all is written.
 
-    A crash loses at most one batch of outcomes: those feeds are simply polled again."""
+    A crash loses at most the batches not yet written: those feeds are simply polled again."""
 
     def __init__(self, db: Database, size: int = 256) -> None:
         self._db = db
         self._size = size
         self._items: list[tuple[int, FeedOutcome]] = []
         self._lock = threading.Lock()
+        self._batches: queue.Queue[list[tuple[int, FeedOutcome]] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._write, name="outcome-writer", daemon=True)
+        self._writer.start()
 
     def add(self, feed_id: int, outcome: FeedOutcome) -> None:
         with self._lock:
@@ -90,13 +95,22 @@ class OutcomeBatch:
             if len(self._items) < self._size:
                 return
             batch, self._items = self._items, []
-        queries.record_outcomes(self._db, batch)
+        self._batches.put(batch)
 
     def flush(self) -> None:
         with self._lock:
             batch, self._items = self._items, []
         if batch:
-            queries.record_outcomes(self._db, batch)
+            self._batches.put(batch)
+        self._batches.put(None)
+        self._writer.join()
+
+    def _write(self) -> None:
+        while (batch := self._batches.get()) is not None:
+            try:
+                queries.record_outcomes(self._db, batch)
+            except Exception:  # the database refused: those feeds keep their old state and are re-polled
+                log.exception("event=outcomes_not_recorded feeds=%d", len(batch))
 
 
 @dataclass

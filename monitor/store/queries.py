@@ -6,6 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, update
 from sqlalchemy import select as sa_select
@@ -53,6 +54,21 @@ def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState
     table = FeedRow.__table__  # type: ignore[attr-defined]
     columns = (table.c.id, table.c.name, table.c.url, table.c.etag, table.c.last_modified,
                table.c.consecutive_errors)
+    with db.read() as session:
+        rows = {row.name: row for row in session.execute(sa_select(*columns))}
+    if any(feed.name not in rows or rows[feed.name].url != feed.url for feed in feeds):
+        rows = _add_feeds(db, feeds, columns)
+    states = {}
+    for feed in feeds:
+        row = rows[feed.name]
+        states[feed.name] = FeedState(row.id, row.name, Validators(row.etag, row.last_modified),
+                                      row.consecutive_errors)
+    return states
+
+
+def _add_feeds(db: Database, feeds: Sequence[FeedSource], columns: tuple[Any, ...]) -> dict[str, Any]:
+    """The write half of sync_feeds, only when feeds.yaml gained a feed or changed a URL."""
+    table = FeedRow.__table__  # type: ignore[attr-defined]
     with db.write() as session:
         rows = {row.name: row for row in session.execute(sa_select(*columns))}
         for feed in feeds:
@@ -62,13 +78,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState
             elif row.url != feed.url:
                 session.execute(update(table).where(table.c.id == row.id)
                                 .values(url=feed.url, etag=None, last_modified=None))
-        if any(feed.name not in rows or rows[feed.name].url != feed.url for feed in feeds):
-            rows = {row.name: row for row in session.execute(sa_select(*columns))}
-    return {
-        feed.name: FeedState(row.id, row.name, Validators(row.etag, row.last_modified), row.consecutive_errors)
-        for feed in feeds
-        if (row := rows[feed.name]) is not None
-    }
+        return {row.name: row for row in session.execute(sa_select(*columns))}
 
 
 def known_entries(db: Database, feed_id: int, entries: Sequence[Entry]) -> Known:
