@@ -53,6 +53,16 @@ def measure_peak(fn) -> int:
     return peak
 
 
+def assert_aborts_below_twice_the_cap(f: Fetcher, url: str, reason: str, cap: int = 2 * MIB) -> None:
+    """The fetch fails with BodyTooLarge and never holds (traced) more than twice the cap."""
+
+    def run() -> None:
+        with pytest.raises(BodyTooLarge, match=reason):
+            f.fetch_page(url, cap)
+
+    assert measure_peak(run) < 2 * cap
+
+
 @pytest.mark.parametrize("total_mib", [200, None])
 def test_case6_oversized_and_endless_bodies_abort_at_the_cap(server: LocalServer, total_mib: int | None) -> None:
     block = b"x" * 65536
@@ -64,14 +74,7 @@ def test_case6_oversized_and_endless_bodies_abort_at_the_cap(server: LocalServer
             yield block
 
     server.routes["/big"] = Route(handler=lambda h: chunked(h, blocks()))
-    f = fetcher(total=20)
-    cap = 2 * MIB
-
-    def run() -> None:
-        with pytest.raises(BodyTooLarge, match="body too large"):
-            f.fetch_page(server.url("/big"), cap)
-
-    assert measure_peak(run) < 2 * cap
+    assert_aborts_below_twice_the_cap(fetcher(total=20), server.url("/big"), "body too large")
 
 
 def test_case6_declared_length_over_cap_fails_before_reading(server: LocalServer) -> None:
@@ -96,14 +99,7 @@ def test_case7_compression_bombs_stop_at_the_decoded_cap(server: LocalServer, en
         body = zlib.compress(b"\0" * (50 * MIB), 9)
     assert len(body) < 200 * 1024
     server.routes["/bomb"] = Route(body, headers={"Content-Encoding": encoding})
-    f = fetcher()
-    cap = 2 * MIB
-
-    def run() -> None:
-        with pytest.raises(BodyTooLarge, match="decoded"):
-            f.fetch_page(server.url("/bomb"), cap)
-
-    assert measure_peak(run) < 2 * cap
+    assert_aborts_below_twice_the_cap(fetcher(), server.url("/bomb"), "decoded")
 
 
 def test_case7_compressed_body_within_cap_is_decoded(server: LocalServer) -> None:

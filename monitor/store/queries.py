@@ -82,38 +82,38 @@ def _add_feeds(db: Database, feeds: Sequence[FeedSource], columns: tuple[Any, ..
 
 
 def known_entries(db: Database, feed_id: int, entries: Sequence[Entry]) -> Known:
+    """What the store holds already for these entries: their keys and URLs in this feed, their articles."""
+    with db.read() as session:
+        keys, urls = _stored_keys(session, feed_id, entries)
+        articles = _stored_articles(session, {e.canonical_url for e in entries if e.canonical_url})
+    return Known(frozenset(keys), frozenset(u for u in urls if u), frozenset(articles))
+
+
+def _stored_keys(session: Session, feed_id: int, entries: Iterable[Entry]) -> tuple[set[str], set[str | None]]:
+    """The entry keys, and the canonical URLs, of ``entries`` that this feed has stored already."""
+    entries = list(entries)
     keys = [e.key for e in entries]
     urls = [e.canonical_url for e in entries if e.canonical_url]
-    articles = [e.canonical_url for e in entries if e.canonical_url]
-    with db.read() as session:
-        found_keys = session.exec(
-            select(EntryRow.entry_key).where(EntryRow.feed_id == feed_id, col(EntryRow.entry_key).in_(keys))
-        ).all()
-        found_urls = session.exec(
-            select(EntryRow.url_key).where(EntryRow.feed_id == feed_id, col(EntryRow.url_key).in_(urls))
-        ).all() if urls else []
-        found_articles = session.exec(
-            select(ArticleRow.key).where(col(ArticleRow.key).in_(articles))
-        ).all() if articles else []
-    return Known(frozenset(found_keys), frozenset(u for u in found_urls if u), frozenset(found_articles))
+    found_keys = set(session.exec(
+        select(EntryRow.entry_key).where(EntryRow.feed_id == feed_id, col(EntryRow.entry_key).in_(keys))))
+    found_urls: set[str | None] = set()
+    if urls:
+        found_urls.update(session.exec(
+            select(col(EntryRow.url_key)).where(EntryRow.feed_id == feed_id, col(EntryRow.url_key).in_(urls))))
+    return found_keys, found_urls
 
 
-def _apply_outcome(row: FeedRow, outcome: FeedOutcome) -> None:
-    row.last_checked_at = outcome.checked_at
+def _apply_success(row: FeedRow, outcome: FeedOutcome) -> None:
+    """A fetch that stored entries: new validators, errors reset (304s and failures: record_outcomes)."""
+    row.last_checked_at = row.last_success_at = outcome.checked_at
     row.next_check_at = outcome.next_check_at
     row.last_status = outcome.status
     row.last_outcome = outcome.outcome
-    if outcome.outcome == "failed":
-        row.consecutive_errors += 1
-        row.last_error_class, row.last_error = outcome.error_class, (outcome.error or "")[:2000]
-        return
     row.consecutive_errors = 0
     row.last_error_class = row.last_error = None
-    row.last_success_at = outcome.checked_at
     if outcome.validators is not None:
         row.etag, row.last_modified = outcome.validators.etag, outcome.validators.last_modified
-    if outcome.outcome == "ok":
-        row.last_warning = (outcome.warning or "")[:1000] or None
+    row.last_warning = (outcome.warning or "")[:1000] or None
 
 
 def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -> None:
@@ -186,7 +186,7 @@ def store_entries(
             session.execute(insert(MatchRow.__table__), matches)  # type: ignore[attr-defined]
         row = session.get(FeedRow, feed_id)
         if row is not None:
-            _apply_outcome(row, outcome)
+            _apply_success(row, outcome)
             row.entries_seen += len(fresh)
             row.guid_churn += guid_churn
     return len(fresh), len(matches)
@@ -194,14 +194,7 @@ def store_entries(
 
 def _unseen(session: Session, feed_id: int, items: list[ProcessedEntry]) -> list[ProcessedEntry]:
     """Items whose key (or, under a changed GUID, URL) this feed has not stored yet; first of duplicates."""
-    keys = [i.entry.key for i in items]
-    urls = [i.entry.canonical_url for i in items if i.entry.canonical_url]
-    seen_keys = set(session.exec(
-        select(EntryRow.entry_key).where(EntryRow.feed_id == feed_id, col(EntryRow.entry_key).in_(keys))))
-    seen_urls: set[str | None] = set()
-    if urls:
-        seen_urls.update(session.exec(
-            select(col(EntryRow.url_key)).where(EntryRow.feed_id == feed_id, col(EntryRow.url_key).in_(urls))))
+    seen_keys, seen_urls = _stored_keys(session, feed_id, (i.entry for i in items))
     fresh = []
     for item in items:
         key, url = item.entry.key, item.entry.canonical_url
