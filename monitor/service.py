@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
-from monitor.pipeline.extract import warm_up
+from monitor.pipeline.article import warm_up
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.run import PollContext, Poller
 from monitor.pipeline.workers import InlinePool, WorkerPool

@@ -19,11 +19,6 @@ class Extracted:
     lang: str | None
 
 
-def warm_up() -> None:
-    """Import and exercise the extractor once (worker start-up)."""
-    extract_text(b"<html><body><article><p>" + b"warm up " * 40 + b"</p></article></body></html>", None, 1000)
-
-
 def extract_text(html: bytes, url: str | None, max_chars: int) -> Extracted:
     """Main text of a page (tables kept, comments dropped); ExtractError when nothing usable."""
     text = trafilatura.extract(

@@ -21,10 +21,9 @@ from functools import lru_cache
 from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
-from monitor.models import Article, Entry, FeedSource, PollSummary, ProcessedEntry, Validators
-from monitor.pipeline.extract import extract_text
+from monitor.models import Entry, FeedSource, PollSummary, ProcessedEntry, Validators
+from monitor.pipeline.article import build_article, extract_and_match
 from monitor.pipeline.fetch import Fetcher
-from monitor.pipeline.lang import choose_lang
 from monitor.pipeline.match import match_rules
 from monitor.pipeline.parse import FieldCaps, parse_entries
 from monitor.pipeline.workers import Context, InlinePool, WorkerPool
@@ -305,27 +304,3 @@ class Poller:
                 log.info("feed=%s event=extract_fallback url=%s error=%s", feed.name, entry.url[:200], error)
         article = build_article(feed, entry, feed_lang, "", None, error)
         return ProcessedEntry(entry, article, match_rules(article, ctx.rules))
-
-
-def build_article(feed: FeedSource, entry: Entry, feed_lang: str | None, text: str, page_lang: str | None,
-                  error: str | None) -> Article:
-    """The article to match: extracted text when there is some, the feed summary otherwise."""
-    return Article(
-        title=entry.title,
-        summary=entry.summary,
-        text=text,
-        text_source="extracted" if text else "summary",
-        lang=choose_lang(feed.lang or feed_lang, page_lang, text or entry.summary or entry.title),
-        url=entry.url,
-        feed=feed.name,
-        tags=feed.tags,
-        extract_error=error,
-    )
-
-
-def extract_and_match(rules: RuleSet, html: bytes, url: str, feed: FeedSource, entry: Entry,
-                      feed_lang: str | None, max_chars: int) -> ProcessedEntry:
-    """Worker side (pure): page → text → article → matches, so the CPU work stays off the fetching core."""
-    extracted = extract_text(html, url, max_chars)
-    article = build_article(feed, entry, feed_lang, extracted.text, extracted.lang, None)
-    return ProcessedEntry(entry, article, match_rules(article, rules))
