@@ -1,9 +1,11 @@
-"""The worker pool: wall-clock kills, dead workers, contexts, scheduling policy."""
+"""The worker pool: wall-clock kills, dead workers, contexts, priority and wake-ups, scheduling policy."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from support import workfns
@@ -49,3 +51,25 @@ def test_context_is_sent_once_per_version_and_replaced_on_change(pool: WorkerPoo
 def test_workers_run_under_sched_batch(pool: WorkerPool) -> None:
     worker_pid = pool.run(workfns.pid, timeout=10)
     assert os.sched_getscheduler(worker_pid) == os.SCHED_BATCH
+
+
+def test_many_waiting_callers_are_all_served(pool: WorkerPool) -> None:
+    """Each release wakes one waiter: with far more callers than workers, nobody is left asleep."""
+    with ThreadPoolExecutor(max_workers=24) as callers:
+        futures = [callers.submit(pool.run, workfns.sleep, 0.01, timeout=30, urgent=(n % 5 == 0))
+                   for n in range(120)]
+        assert [f.result(timeout=60) for f in futures] == ["slept"] * 120
+
+
+def test_urgent_callers_go_before_waiting_ones(pool: WorkerPool) -> None:
+    order: list[str] = []
+    with ThreadPoolExecutor(max_workers=12) as callers:
+        busy = [callers.submit(pool.run, workfns.sleep, 0.5, timeout=30) for _ in range(2)]  # occupy both
+        time.sleep(0.2)
+        normal = [callers.submit(lambda: (pool.run(workfns.sleep, 0, timeout=30), order.append("normal")))
+                  for _ in range(4)]
+        time.sleep(0.1)
+        urgent = callers.submit(lambda: (pool.run(workfns.sleep, 0, timeout=30, urgent=True), order.append("urgent")))
+        for future in [*busy, *normal, urgent]:
+            future.result(timeout=30)
+    assert order.index("urgent") <= 1, order  # served by one of the first two releases

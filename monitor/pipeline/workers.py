@@ -89,14 +89,16 @@ class WorkerPool:
         self._size = size
         self._idle: list[_Worker] = []
         self._started = 0
-        self._urgent_waiting = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # one condition per priority, so a released worker wakes one waiter, not every thread waiting
+        self._waiters = {True: threading.Condition(self._lock), False: threading.Condition(self._lock)}
+        self._waiting = {True: 0, False: 0}
         self._closed = False
 
     def start(self, warm_up: Callable[[], object] | None = None, timeout: float = 120.0) -> None:
         """Start every worker now and run ``warm_up`` in each (in parallel), so the first poll does not
         pay for process start-up and imports."""
-        with self._cond:
+        with self._lock:
             fresh = [_Worker() for _ in range(self._size - self._started)]
             self._started = self._size
         if warm_up is not None:
@@ -114,24 +116,37 @@ class WorkerPool:
             self._release(worker)
 
     def _acquire(self, urgent: bool) -> _Worker:
-        with self._cond:
-            self._urgent_waiting += urgent
+        with self._lock:
+            self._waiting[urgent] += 1
             try:
-                while True:
-                    if self._idle and (urgent or not self._urgent_waiting):
-                        return self._idle.pop()
-                    if not self._idle and self._started < self._size:
-                        worker = _Worker()  # raises before counting if the process cannot start
-                        self._started += 1
-                        return worker
-                    self._cond.wait()
+                worker = self._take(urgent)
             finally:
-                self._urgent_waiting -= urgent
+                self._waiting[urgent] -= 1
+            self._wake_one()  # pass on any other idle worker
+            return worker
+
+    def _take(self, urgent: bool) -> _Worker:
+        """With the lock held: an idle worker (urgent callers first), a new one, or wait for one."""
+        while True:
+            if self._idle and (urgent or not self._waiting[True]):
+                return self._idle.pop()
+            if not self._idle and self._started < self._size:
+                worker = _Worker()  # raises before counting if the process cannot start
+                self._started += 1
+                return worker
+            if self._idle:  # held back for an urgent caller: make sure one is awake to take it
+                self._waiters[True].notify()
+            self._waiters[urgent].wait()
+
+    def _wake_one(self) -> None:
+        """With the lock held: if a worker is idle, wake one waiter, urgent ones first."""
+        if self._idle:
+            self._waiters[bool(self._waiting[True])].notify()
 
     def _release(self, worker: _Worker) -> None:
-        with self._cond:
+        with self._lock:
             self._idle.append(worker)
-            self._cond.notify_all()
+            self._wake_one()
 
     def run(self, func: Callable[..., T], *args: Any, timeout: float, context: Context | None = None,
             urgent: bool = False) -> T:
@@ -166,7 +181,7 @@ class WorkerPool:
         self._release(_Worker())
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             idle, self._idle = self._idle, []
         for worker in idle:

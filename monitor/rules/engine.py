@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Protocol
 
 import ahocorasick
@@ -17,6 +18,7 @@ FIELDS = ("title", "summary", "text")
 MAX_HITS_PER_TERM = 20
 SNIPPET_CHARS = 320
 _SENTENCE_END = re.compile(r"[.!?。！？\n]")
+_second = itemgetter(1)
 
 
 class Prefilter:
@@ -39,7 +41,10 @@ class Prefilter:
         automaton = self._automata.get(lower)
         if automaton is None:
             return frozenset()
-        return frozenset(anchor for text in folded_texts for _, anchor in automaton.iter(text))
+        found: set[str] = set()
+        for text in folded_texts:
+            found.update(map(_second, automaton.iter(text)))
+        return frozenset(found)
 
 
 class Document:
@@ -86,53 +91,59 @@ class Document:
 
 @dataclass
 class Outcome:
+    """Whether a node held; if so its term hits and its clause paths, relative to the node (each parent
+    prefixes its own step, so paths are built only along branches that held)."""
+
     held: bool
-    hits: list[tuple[str, TermHit]] = field(default_factory=list)
+    hits: list[TermHit] = field(default_factory=list)
     clauses: list[str] = field(default_factory=list)
 
 
+_FAILED = Outcome(False)
+
+
 class Node(Protocol):
-    def evaluate(self, doc: Document, path: str) -> Outcome: ...
+    def evaluate(self, doc: Document) -> Outcome: ...
 
 
 @dataclass(frozen=True)
 class TermNode:
     term: Term
 
-    def evaluate(self, doc: Document, path: str) -> Outcome:
+    def evaluate(self, doc: Document) -> Outcome:
         hits = doc.hits(self.term)
         if not hits:
-            return Outcome(False)
-        return Outcome(True, [(path, h) for h in hits], [f"{path} {self.term.source!r}"])
+            return _FAILED
+        return Outcome(True, list(hits), [f" {self.term.source!r}"])
 
 
 @dataclass(frozen=True)
 class AnyNode:
     children: tuple[Node, ...]
 
-    def evaluate(self, doc: Document, path: str) -> Outcome:
-        result = Outcome(False)
+    def evaluate(self, doc: Document) -> Outcome:
+        result: Outcome | None = None
         for index, child in enumerate(self.children):
-            sub = child.evaluate(doc, f"{path}/any[{index}]")
+            sub = child.evaluate(doc)
             if sub.held:
-                result.held = True
+                result = result or Outcome(True)
                 result.hits += sub.hits
-                result.clauses += sub.clauses
-        return result
+                result.clauses += [f"/any[{index}]{clause}" for clause in sub.clauses]
+        return result or _FAILED
 
 
 @dataclass(frozen=True)
 class AllNode:
     children: tuple[Node, ...]
 
-    def evaluate(self, doc: Document, path: str) -> Outcome:
+    def evaluate(self, doc: Document) -> Outcome:
         result = Outcome(True)
         for index, child in enumerate(self.children):
-            sub = child.evaluate(doc, f"{path}/all[{index}]")
+            sub = child.evaluate(doc)
             if not sub.held:
-                return Outcome(False)
+                return _FAILED
             result.hits += sub.hits
-            result.clauses += sub.clauses
+            result.clauses += [f"/all[{index}]{clause}" for clause in sub.clauses]
         return result
 
 
@@ -140,10 +151,10 @@ class AllNode:
 class NotNode:
     child: Node
 
-    def evaluate(self, doc: Document, path: str) -> Outcome:
-        if self.child.evaluate(doc, f"{path}/not").held:
-            return Outcome(False)
-        return Outcome(True, [], [f"{path}/not (absent)"])
+    def evaluate(self, doc: Document) -> Outcome:
+        if self.child.evaluate(doc).held:
+            return _FAILED
+        return Outcome(True, [], ["/not (absent)"])
 
 
 @dataclass(frozen=True)
@@ -157,12 +168,12 @@ class CompiledRule:
     source: str
 
     def match(self, doc: Document) -> Match | None:
-        outcome = self.root.evaluate(doc, "match")
+        outcome = self.root.evaluate(doc)
         if not outcome.held:
             return None
-        hits = tuple(hit for _, hit in outcome.hits)
+        hits = tuple(outcome.hits)
         snippet, snippet_field = best_snippet(doc, hits)
-        explanation = Explanation(self.id, tuple(outcome.clauses), hits, snippet, snippet_field)
+        explanation = Explanation(self.id, tuple("match" + c for c in outcome.clauses), hits, snippet, snippet_field)
         return Match(self.id, self.title, self.severity, explanation)
 
 

@@ -56,13 +56,22 @@ def compile_term(source: str) -> Term:
         return Term(source, re.compile(re.escape(folded)), lower=True, anchor=folded)
     if _ACRONYM.fullmatch(text):
         cased = fold(text, lower=False)
-        return Term(source, re.compile(f"(?<![0-9A-Za-z]){re.escape(cased)}s?(?![0-9A-Za-z])"), lower=False,
-                    anchor=cased)
+        return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False, anchor=cased)
     words = fold(text).split(" ")
     parts = [re.escape(w) for w in words[:-1]] + [_inflected(words[-1])]
     body = r"[\s\-]+".join(parts)
     anchor = words[0] if len(words) > 1 else _stem(words[0])
-    return Term(source, re.compile(f"(?<![{_LATIN}]){body}(?![{_LATIN}])"), lower=True, anchor=anchor)
+    assert body.startswith(re.escape(anchor)), (body, anchor)
+    return Term(source, re.compile(_bounded(anchor, body[len(re.escape(anchor)):], _LATIN)), lower=True,
+                anchor=anchor)
+
+
+def _bounded(prefix: str, rest: str, letters: str) -> str:
+    """``prefix`` + ``rest`` as whole words. The start-of-word check comes after the literal prefix, so
+    the pattern begins with a literal and the regex engine can jump between its occurrences instead of
+    trying a look-behind at every position."""
+    literal = re.escape(prefix)
+    return f"{literal}(?<![{letters}]{literal}){rest}(?![{letters}])"
 
 
 def _stem(word: str) -> str:

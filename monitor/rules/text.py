@@ -36,6 +36,10 @@ _CASED = _FoldTable(lower=False)
 
 
 def fold(text: str, lower: bool = True) -> str:
+    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not has_cjk(text)):
+        # Nothing for NFKC or Chinese folding to change (most Latin-script text, curly quotes and
+        # all): str.lower is the same per-character mapping as the table, done in C.
+        return text.lower() if lower else text
     return text.translate(_LOWER if lower else _CASED)
 
 
@@ -61,7 +65,7 @@ class Folded:
 
 
 def _folded(text: str, table: _FoldTable) -> Folded:
-    return Folded(text, text.translate(table), table)
+    return Folded(text, fold(text, table is _LOWER), table)
 
 
 class FieldText:
