@@ -17,6 +17,17 @@ from monitor.pipeline.dedupe import article_key
 from monitor.store.db import Database
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
+_ENTRIES = EntryRow.__table__  # type: ignore[attr-defined]
+_ARTICLES = ArticleRow.__table__  # type: ignore[attr-defined]
+_FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
+# Core statements on the hot paths (every feed, every poll): cached once compiled, no ORM loading.
+_KEYS_IN_FEED = sa_select(_ENTRIES.c.entry_key).where(
+    _ENTRIES.c.feed_id == bindparam("feed_id"), _ENTRIES.c.entry_key.in_(bindparam("keys", expanding=True)))
+_URLS_IN_FEED = sa_select(_ENTRIES.c.url_key).where(
+    _ENTRIES.c.feed_id == bindparam("feed_id"), _ENTRIES.c.url_key.in_(bindparam("urls", expanding=True)))
+_ARTICLES_BY_KEY = sa_select(_ARTICLES.c.key, _ARTICLES.c.id).where(
+    _ARTICLES.c.key.in_(bindparam("keys", expanding=True)))
+
 
 @dataclass(frozen=True)
 class FeedState:
@@ -51,7 +62,7 @@ class FeedOutcome:
 
 def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState]:
     """Insert feeds new to feeds.yaml and follow URL changes (validators reset on a new URL)."""
-    table = FeedRow.__table__  # type: ignore[attr-defined]
+    table = _FEEDS
     columns = (table.c.id, table.c.name, table.c.url, table.c.etag, table.c.last_modified,
                table.c.consecutive_errors)
     with db.read() as session:
@@ -68,7 +79,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState
 
 def _add_feeds(db: Database, feeds: Sequence[FeedSource], columns: tuple[Any, ...]) -> dict[str, Any]:
     """The write half of sync_feeds, only when feeds.yaml gained a feed or changed a URL."""
-    table = FeedRow.__table__  # type: ignore[attr-defined]
+    table = _FEEDS
     with db.write() as session:
         rows = {row.name: row for row in session.execute(sa_select(*columns))}
         for feed in feeds:
@@ -94,31 +105,29 @@ def _stored_keys(session: Session, feed_id: int, entries: Iterable[Entry]) -> tu
     entries = list(entries)
     keys = [e.key for e in entries]
     urls = [e.canonical_url for e in entries if e.canonical_url]
-    found_keys = set(session.exec(
-        select(EntryRow.entry_key).where(EntryRow.feed_id == feed_id, col(EntryRow.entry_key).in_(keys))))
+    found_keys = set(session.execute(_KEYS_IN_FEED, {"feed_id": feed_id, "keys": keys}).scalars())
     found_urls: set[str | None] = set()
     if urls:
-        found_urls.update(session.exec(
-            select(col(EntryRow.url_key)).where(EntryRow.feed_id == feed_id, col(EntryRow.url_key).in_(urls))))
+        found_urls.update(session.execute(_URLS_IN_FEED, {"feed_id": feed_id, "urls": urls}).scalars())
     return found_keys, found_urls
 
 
-def _apply_success(row: FeedRow, outcome: FeedOutcome) -> None:
+def _success_values(outcome: FeedOutcome) -> dict[str, object]:
     """A fetch that stored entries: new validators, errors reset (304s and failures: record_outcomes)."""
-    row.last_checked_at = row.last_success_at = outcome.checked_at
-    row.next_check_at = outcome.next_check_at
-    row.last_status = outcome.status
-    row.last_outcome = outcome.outcome
-    row.consecutive_errors = 0
-    row.last_error_class = row.last_error = None
+    values: dict[str, object] = {
+        "last_checked_at": outcome.checked_at, "last_success_at": outcome.checked_at,
+        "next_check_at": outcome.next_check_at, "last_status": outcome.status, "last_outcome": outcome.outcome,
+        "consecutive_errors": 0, "last_error_class": None, "last_error": None,
+        "last_warning": (outcome.warning or "")[:1000] or None,
+    }
     if outcome.validators is not None:
-        row.etag, row.last_modified = outcome.validators.etag, outcome.validators.last_modified
-    row.last_warning = (outcome.warning or "")[:1000] or None
+        values.update(etag=outcome.validators.etag, last_modified=outcome.validators.last_modified)
+    return values
 
 
 def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -> None:
     """Polls that stored no entries (not modified, or failed): two bulk UPDATEs in one transaction."""
-    table = FeedRow.__table__  # type: ignore[attr-defined]
+    table = _FEEDS
     fine = [
         {"fid": feed_id, "checked": o.checked_at, "next": o.next_check_at, "status": o.status, "outcome": o.outcome}
         for feed_id, o in outcomes if o.outcome != "failed"
@@ -169,7 +178,7 @@ def store_entries(
                                    outcome.checked_at)
         article_ids.update(created)
         if fresh:
-            session.execute(insert(EntryRow.__table__), [  # type: ignore[attr-defined]
+            session.execute(insert(_ENTRIES), [
                 {"feed_id": feed_id, "article_id": article_ids[keys[id(i)]], "entry_key": i.entry.key,
                  "key_kind": i.entry.key_kind, "url_key": i.entry.canonical_url, "guid": i.entry.guid,
                  "title": i.entry.title, "published_at": i.entry.published, "first_seen_at": outcome.checked_at}
@@ -184,11 +193,9 @@ def store_entries(
         ]
         if matches:
             session.execute(insert(MatchRow.__table__), matches)  # type: ignore[attr-defined]
-        row = session.get(FeedRow, feed_id)
-        if row is not None:
-            _apply_success(row, outcome)
-            row.entries_seen += len(fresh)
-            row.guid_churn += guid_churn
+        session.execute(update(_FEEDS).where(_FEEDS.c.id == feed_id).values(
+            **_success_values(outcome), entries_seen=_FEEDS.c.entries_seen + len(fresh),
+            guid_churn=_FEEDS.c.guid_churn + guid_churn))
     return len(fresh), len(matches)
 
 
@@ -210,7 +217,7 @@ def _unseen(session: Session, feed_id: int, items: list[ProcessedEntry]) -> list
 def _stored_articles(session: Session, keys: set[str]) -> dict[str, int]:
     if not keys:
         return {}
-    found = session.exec(select(ArticleRow.key, ArticleRow.id).where(col(ArticleRow.key).in_(keys)))
+    found = session.execute(_ARTICLES_BY_KEY, {"keys": list(keys)})
     return {key: article_id for key, article_id in found if article_id is not None}
 
 
@@ -240,7 +247,7 @@ def _insert_articles(session: Session, pending: list[tuple[str, ProcessedEntry]]
         rows.setdefault(key, _article_row(key, item, now))
     if not rows:
         return {}
-    table = ArticleRow.__table__  # type: ignore[attr-defined]
+    table = _ARTICLES
     inserted = session.execute(insert(table).returning(table.c.key, table.c.id), list(rows.values()))
     return {key: article_id for key, article_id in inserted}
 
