@@ -195,3 +195,21 @@ def test_retry_after_and_next_check() -> None:
     assert next_check(settings, feed, now, errors=1, retry_after=600) == now + timedelta(seconds=600)
     assert next_check(settings, feed, now, errors=30) == now + timedelta(seconds=MAX_BACKOFF)
     assert next_check(settings, feed, now, errors=1, retry_after=10**9) == now + timedelta(seconds=MAX_BACKOFF)
+
+
+def test_lean_header_parser() -> None:
+    from monitor.pipeline.response import parse_header_lines
+
+    headers = parse_header_lines([
+        b"Content-Type: text/xml\r\n", b"ETag: \"abc\"\r\n", b"X-Folded: first\r\n", b"\tsecond\r\n",
+        b"Set-Cookie: a=1\r\n", b"set-cookie: b=2\r\n", b"Not a header line\r\n", b"Bad Name: x\r\n",
+        b"Caf\xe9: ignored\r\n", b"Last-Modified: Mon, 02 Nov 2026 10:00:00 GMT\r\n", b"\r\n",
+    ])
+    assert headers.get("content-type") == "text/xml"
+    assert headers.get("ETAG") == '"abc"'
+    assert headers.get("x-folded") == "first second"
+    assert headers.get_all("Set-Cookie") == ["a=1", "b=2"]
+    assert headers.get("missing") is None and headers.get("missing", "d") == "d"
+    assert headers.get("last-modified") == "Mon, 02 Nov 2026 10:00:00 GMT"
+    assert [name for name, _ in headers.items()] == [
+        "Content-Type", "ETag", "X-Folded", "Set-Cookie", "set-cookie", "Last-Modified"]

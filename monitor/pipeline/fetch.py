@@ -139,10 +139,11 @@ class Fetcher:
     def _one_hop(self, transport: StdlibTransport, url: str, current: str, headers: dict[str, str],
                  max_bytes: int, hops: int, started: float) -> FetchResult | str:
         """Do one request: a FetchResult, or the absolute URL of the next redirect hop."""
-        response = transport.handle_request(httpx.Request("GET", _parsed_url(current), headers=headers))
+        target = _parsed_url(current)
+        response = transport.exchange("GET", target, [("Host", target.netloc.decode("ascii")), *headers.items()])
         try:
-            status = response.status_code
-            head = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers.raw}
+            status = response.status
+            head = {name.lower(): value for name, value in response.headers}
             if status in REDIRECTS:
                 location = head.get("location")
                 if not location:
@@ -161,7 +162,7 @@ class Fetcher:
                 declared = head.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise BodyTooLarge(f"body too large: Content-Length {declared} exceeds the {max_bytes}-byte cap")
-                body = decode_capped(response.iter_raw(), head.get("content-encoding", ""), max_bytes)
+                body = decode_capped(response.body, head.get("content-encoding", ""), max_bytes)
             return FetchResult(
                 url=url,
                 final_url=current,
@@ -174,4 +175,4 @@ class Fetcher:
                 elapsed=time.monotonic() - started,
             )
         finally:
-            response.close()
+            response.body.close()

@@ -19,11 +19,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import certifi
 import httpx
 
 from monitor.pipeline.netguard import remaining_time
+from monitor.pipeline.response import LeanResponse
 
 Connector = Callable[[str, int, float | None], socket.socket]
 CHUNK = 256 * 1024
@@ -31,12 +33,16 @@ IDLE_EXPIRY = 30.0
 
 
 class _Connection(http.client.HTTPConnection):
+    response_class = LeanResponse
+
     def __init__(self, host: str, port: int, connector: Connector, timeout: float) -> None:
         super().__init__(host, port, timeout=timeout)
         self._create_connection = lambda address, timeout=None, source=None: connector(host, port, timeout)
 
 
 class _TLSConnection(http.client.HTTPSConnection):
+    response_class = LeanResponse
+
     def __init__(self, host: str, port: int, connector: Connector, timeout: float, context: ssl.SSLContext):
         super().__init__(host, port, timeout=timeout, context=context)
         self._create_connection = lambda address, timeout=None, source=None: connector(host, port, timeout)
@@ -76,6 +82,16 @@ class _Body(httpx.SyncByteStream):
         reusable = finished and not response.will_close
         response.close()
         self._transport._release(self._key, self._conn, reusable)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A response head and its body stream (iterate for chunks; ``close`` returns the connection)."""
+
+    status: int
+    reason: str
+    headers: list[tuple[str, str]]
+    body: _Body
 
 
 ErrorTable = tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], type[httpx.TransportError]], ...]
@@ -119,26 +135,33 @@ class StdlibTransport(httpx.BaseTransport):
         self._lock = threading.Lock()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
+        """The httpx transport interface, over ``exchange``."""
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        exchange = self.exchange(request.method, request.url, headers)
+        return httpx.Response(
+            status_code=exchange.status,
+            headers=exchange.headers,
+            stream=exchange.body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": exchange.reason.encode("latin-1")},
+        )
+
+    def exchange(self, method: str, url: httpx.URL, headers: list[tuple[str, str]]) -> Exchange:
+        """Send one request (``headers`` complete, Host included) and read the response head; the
+        caller iterates and closes ``body``. The fetch stage calls this directly: building httpx
+        Request/Response objects cost more CPU than a 304 exchange itself."""
         port = url.port or (443 if url.scheme == "https" else 80)
         key: Key = (url.scheme, url.host, port)
         target = url.raw_path.decode("ascii")
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         conn, reused = self._checkout(key)
         try:
-            response = self._send(conn, request.method, target, headers)
+            response = self._send(conn, method, target, headers)
         except (httpx.RemoteProtocolError, httpx.WriteError, httpx.ReadError):
             conn.close()
             if not reused:
                 raise
             conn, _ = self._new(key), False  # a kept-alive connection the server had closed: once more
-            response = self._send(conn, request.method, target, headers)
-        return httpx.Response(
-            status_code=response.status,
-            headers=response.getheaders(),
-            stream=_Body(self, key, conn, response),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode("latin-1")},
-        )
+            response = self._send(conn, method, target, headers)
+        return Exchange(response.status, response.reason, response.getheaders(), _Body(self, key, conn, response))
 
     def _send(self, conn: Conn, method: str, target: str, headers: list[tuple[str, str]]) -> http.client.HTTPResponse:
         if conn.sock is None:
