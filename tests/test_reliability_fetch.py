@@ -287,3 +287,19 @@ def test_validators_are_sent_on_conditional_requests(server: LocalServer) -> Non
     first = f.fetch_feed(server.url("/v"), Validators(), MIB)
     assert first.etag == '"abc"' and first.status == 200
     assert f.fetch_feed(server.url("/v"), Validators(etag='"abc"'), MIB).not_modified
+
+
+def test_transport_serves_httpx_clients(server: LocalServer) -> None:
+    """The transport's httpx interface (handle_request over exchange): an httpx.Client can mount it."""
+    import httpx
+
+    from monitor.pipeline.netguard import Guard
+    from monitor.pipeline.transport import StdlibTransport
+
+    server.routes["/x"] = Route(b"hello", etag='"e1"')
+    transport = StdlibTransport(Guard(False).connect, 5.0, 5.0)
+    with httpx.Client(transport=transport) as client:
+        first = client.get(server.url("/x"))
+        again = client.get(server.url("/x"), headers={"If-None-Match": '"e1"'})
+    assert (first.status_code, first.content, first.headers["etag"]) == (200, b"hello", '"e1"')
+    assert again.status_code == 304 and again.content == b""
