@@ -64,8 +64,8 @@ class Folded:
         return self._offsets[index] if index < len(self._offsets) else original_length
 
 
-def _folded(text: str, table: _FoldTable) -> Folded:
-    return Folded(text, fold(text, table is _LOWER), table)
+def _folded(text: str, lower: bool) -> Folded:
+    return Folded(text, fold(text, lower), _LOWER if lower else _CASED)
 
 
 class FieldText:
@@ -81,8 +81,8 @@ class FieldText:
     def folded(self, lower: bool) -> Folded:
         if lower:
             if self._lower is None:
-                self._lower = _folded(self.original, _LOWER)
+                self._lower = _folded(self.original, True)
             return self._lower
         if self._cased is None:
-            self._cased = _folded(self.original, _CASED)
+            self._cased = _folded(self.original, False)
         return self._cased
