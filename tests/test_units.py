@@ -50,7 +50,7 @@ def test_feeds_file_errors_name_file_line_entry_and_field(tmp_path: Path) -> Non
     ("feeds:\n  - {name: a, url: 'https://e.org/1'}\n  - {name: a, url: 'https://e.org/2'}\n", "duplicate"),
     ("feeds: [\n", "invalid YAML"),
     ("items: []\n", "top-level 'feeds:'"),
-    ("feeds:\n  - !!python/object/apply:os.system ['true']\n", "invalid YAML"),
+    ("feeds:\n  - !!python/object/apply:os.system ['true']\n", "is refused"),
 ])
 def test_feeds_file_rejects(tmp_path: Path, body: str, fragment: str) -> None:
     path = tmp_path / "feeds.yaml"
