@@ -1,98 +1,148 @@
-"""Matcher engine: compiled rule trees evaluated over an article's folded fields, with explanations."""
+"""Matcher engine: compiled rule trees evaluated over an article's folded fields, with explanations.
+
+Cost grows with the text, not with rules × terms: one Aho-Corasick pass per field finds which term
+anchors occur; only rules that need one of those anchors are evaluated, and inside a rule only the
+terms whose anchor occurs run their pattern.
+"""
 
 from __future__ import annotations
 
+import copy
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Protocol
+from typing import Any, Protocol
 
-import ahocorasick
+import re2
 
 from monitor.models import Article, Explanation, Match, TermHit
 from monitor.rules.terms import Term
 from monitor.rules.text import FieldText
 
-FIELDS = ("title", "summary", "text")
+FIELDS = ("title", "summary", "text", "url", "feed")
+CONTENT_FIELDS = ("title", "summary", "text")
 MAX_HITS_PER_TERM = 20
 SNIPPET_CHARS = 320
-_SENTENCE_END = re.compile(r"[.!?。！？\n]")
-_second = itemgetter(1)
+PREFILTER_MAX_MEM = 64 << 20  # RE2's budget for the anchor sets' automata (per process)
+Key = tuple[bool, str]
 
 
 class Prefilter:
-    """Aho-Corasick automata over every term's anchor (one for lower-case, one for cased text): one
-    linear pass per field finds which anchors occur, so a term's pattern runs only where it can match
-    and the cost grows with the text, not with rules × terms."""
+    """Every term's anchors (literals of the lower-case or cased fold) in two google-re2 Sets: one linear,
+    DFA-speed pass per field says which anchors occur in it (without reporting every occurrence)."""
 
-    def __init__(self, terms: Iterable[Term]) -> None:
-        self._automata: dict[bool, ahocorasick.Automaton] = {}
-        for lower in (True, False):
-            anchors = {t.anchor for t in terms if t.lower is lower and t.anchor}
-            if anchors:
-                automaton = ahocorasick.Automaton()
-                for anchor in anchors:
-                    automaton.add_word(anchor, anchor)
-                automaton.make_automaton()
-                self._automata[lower] = automaton
+    def __init__(self, anchors: dict[bool, Iterable[str]]) -> None:
+        self._anchors = {lower: tuple(sorted(set(items))) for lower, items in anchors.items()}
+        self._sets: dict[bool, Any] = {}
+        for lower, items in self._anchors.items():
+            if items:
+                options = re2.Options()
+                options.log_errors = False
+                options.max_mem = PREFILTER_MAX_MEM
+                regex_set = re2.Set.SearchSet(options)
+                for anchor in items:
+                    regex_set.Add(re.escape(anchor))
+                regex_set.Compile()
+                self._sets[lower] = regex_set
 
-    def present(self, folded_texts: Iterable[str], lower: bool) -> frozenset[str]:
-        automaton = self._automata.get(lower)
-        if automaton is None:
+    @property
+    def has_cased(self) -> bool:
+        return False in self._sets
+
+    @classmethod
+    def of(cls, terms: Iterable[Term]) -> Prefilter:
+        terms = list(terms)
+        return cls({lower: [a for t in terms if t.lower is lower for a in t.anchors] for lower in (True, False)})
+
+    def present(self, folded_text: str, lower: bool) -> frozenset[str]:
+        regex_set = self._sets.get(lower)
+        if regex_set is None or not folded_text:
             return frozenset()
-        found: set[str] = set()
-        for text in folded_texts:
-            found.update(map(_second, automaton.iter(text)))
-        return frozenset(found)
+        return frozenset(map(self._anchors[lower].__getitem__, regex_set.Match(folded_text) or ()))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its anchors (a compiled re2.Set does not pickle), rebuilt where it is loaded."""
+        return (Prefilter, (self._anchors,))
 
 
 class Document:
-    """The fields of one article, folded once and shared by every rule."""
+    """The fields of one article, folded once and shared by every rule. Without a prefilter every term
+    runs its pattern (the reference behaviour the prefilter must never change)."""
 
-    def __init__(self, fields: dict[str, str], prefilter: Prefilter | None = None) -> None:
-        self.fields = {name: FieldText(fields.get(name, "") or "") for name in FIELDS}
-        self._hits: dict[int, tuple[TermHit, ...]] = {}
+    def __init__(self, fields: dict[str, str], prefilter: Prefilter | None = None, lang: str | None = None,
+                 tags: Iterable[str] = ()) -> None:
+        self.fields = {name: FieldText(fields.get(name) or "") for name in FIELDS}
+        self.lang = (lang or "").lower()
+        self.tags = frozenset(tags)
+        self._hits: dict[tuple[int, str], list[TermHit]] = {}
         self._prefilter = prefilter
         self._present: dict[bool, frozenset[str]] = {}
+        self._present_in: dict[bool, dict[str, frozenset[str]]] = {}
+        self._span: tuple[str, int, int] | None = None
+
+    def within(self, name: str, left: int, right: int) -> Document:
+        """The same document seen through one span of one field (a sentence): hits elsewhere are invisible.
+        Shares the folds and the hit cache."""
+        view = copy.copy(self)
+        view._span = (name, left, right)
+        return view
 
     @classmethod
     def of(cls, article: Article, prefilter: Prefilter | None = None) -> Document:
-        return cls({"title": article.title, "summary": article.summary, "text": article.text}, prefilter)
+        fields = {"title": article.title, "summary": article.summary, "text": article.text,
+                  "url": article.url or "", "feed": article.feed}
+        return cls(fields, prefilter, article.lang, article.tags)
 
-    def hits(self, term: Term) -> tuple[TermHit, ...]:
-        cached = self._hits.get(id(term))
-        if cached is None:
-            cached = self._hits[id(term)] = tuple(self._find(term)) if self._may_match(term) else ()
-        return cached
+    def present(self, lower: bool) -> frozenset[str] | None:
+        """Anchors that occur in some field (None: no prefilter, assume every anchor does)."""
+        if self._prefilter is None:
+            return None
+        found = self._present.get(lower)
+        if found is None:
+            by_field = self._present_in[lower] = {
+                name: self._prefilter.present(f.folded(lower).text, lower) if f.original else frozenset()
+                for name, f in self.fields.items()}
+            found = self._present[lower] = frozenset().union(*by_field.values())
+        return found
 
-    def _may_match(self, term: Term) -> bool:
-        if self._prefilter is None or not term.anchor:
-            return True
-        present = self._present.get(term.lower)
-        if present is None:
-            texts = (f.folded(term.lower).text for f in self.fields.values())
-            present = self._present[term.lower] = self._prefilter.present(texts, term.lower)
-        return term.anchor in present
+    def present_in(self, name: str, lower: bool) -> frozenset[str] | None:
+        """Anchors that occur in one field (None: no prefilter)."""
+        if self.present(lower) is None:
+            return None
+        return self._present_in[lower][name]
 
-    def _find(self, term: Term) -> list[TermHit]:
+    def field_hits(self, term: Term, name: str) -> list[TermHit]:
+        """The term's hits in one field (cached; within the span when this is a sentence view)."""
+        found = self._hits.get((id(term), name))
+        if found is None:
+            found = self._hits[(id(term), name)] = self._find(term, name)
+        if self._span is not None and found:
+            span_field, left, right = self._span
+            return [h for h in found if h.field == span_field and left <= h.start < right]
+        return found
+
+    def _find(self, term: Term, name: str) -> list[TermHit]:
+        field_text = self.fields[name]
+        if not field_text.original:
+            return []
+        folded = field_text.folded(term.lower)
+        size = len(field_text.original)
         found: list[TermHit] = []
-        for name, field_text in self.fields.items():
-            folded = field_text.folded(term.lower)
-            size = len(field_text.original)
-            for count, m in enumerate(term.pattern.finditer(folded.text)):
-                if count >= MAX_HITS_PER_TERM:
-                    break
-                start = folded.to_original(m.start(), size)
-                end = folded.to_original(m.end() - 1, size) + 1
-                found.append(TermHit(term.source, name, start, end, field_text.original[start:end]))
+        for m in term.pattern.finditer(folded.text):
+            if m.end() == m.start():  # an empty regex match marks no text
+                continue
+            start = folded.to_original(m.start(), size)
+            end = folded.to_original(m.end() - 1, size) + 1
+            found.append(TermHit(term.source, name, start, end, field_text.original[start:end]))
+            if len(found) >= MAX_HITS_PER_TERM:
+                break
         return found
 
 
 @dataclass
 class Outcome:
-    """Whether a node held; if so its term hits and its clause paths, relative to the node (each parent
-    prefixes its own step, so paths are built only along branches that held)."""
+    """Whether a node held; if so its term hits and the clause paths (built at compile time) that held."""
 
     held: bool
     hits: list[TermHit] = field(default_factory=list)
@@ -105,16 +155,94 @@ _FAILED = Outcome(False)
 class Node(Protocol):
     def evaluate(self, doc: Document) -> Outcome: ...
 
+    def gates(self) -> list[frozenset[Key]]:
+        """Necessary conditions: for this node to hold, one anchor of every gate must occur somewhere."""
+        ...
 
-@dataclass(frozen=True)
-class TermNode:
-    term: Term
+    def possible(self, doc: Document) -> bool:
+        """False when the anchors present in the document show this node cannot hold (cheap set checks)."""
+        ...
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        """Every hit this node could use (its own hits when it reports them all); empty if it cannot hold."""
+        ...
+
+
+def _distinct(hits: Iterable[TermHit]) -> int:
+    return len({(h.field, h.start) for h in hits})
+
+
+class TermsNode:
+    """Any of a list of terms (a list, ``any`` of terms, a ``$list``), searched in ``fields``; holds when
+    the terms have at least ``minimum`` distinct occurrences. Only terms whose anchor occurs run."""
+
+    __slots__ = ("_always", "_by_key", "_cased", "_lower", "entries", "fields", "minimum")
+
+    def __init__(self, entries: Sequence[tuple[str, Term]], fields: Sequence[str] = CONTENT_FIELDS,
+                 minimum: int = 1) -> None:
+        self.entries = tuple(entries)
+        self.fields = tuple(fields)
+        self.minimum = minimum
+        self._by_key: dict[Key, list[int]] = {}
+        always: list[int] = []
+        for index, (_, term) in enumerate(self.entries):
+            for key in term.keys:
+                self._by_key.setdefault(key, []).append(index)
+            if not term.anchors:
+                always.append(index)
+        self._always = tuple(always)
+        self._lower = frozenset(anchor for lower, anchor in self._by_key if lower)
+        self._cased = frozenset(anchor for lower, anchor in self._by_key if not lower)
+
+    def _candidates(self, doc: Document, name: str) -> Sequence[int]:
+        """Entries whose anchors occur in the field (all of them without a prefilter)."""
+        lower = doc.present_in(name, True)
+        if lower is None:
+            return range(len(self.entries))
+        indices = list(self._always)
+        for anchor in lower & self._lower:
+            indices += self._by_key[(True, anchor)]
+        if self._cased:
+            for anchor in (doc.present_in(name, False) or frozenset()) & self._cased:
+                indices += self._by_key[(False, anchor)]
+        return sorted(set(indices)) if len(indices) > 1 else indices
 
     def evaluate(self, doc: Document) -> Outcome:
-        hits = doc.hits(self.term)
-        if not hits:
+        hits: list[TermHit] = []
+        held: set[int] = set()
+        for name in self.fields:
+            if not doc.fields[name].original:
+                continue
+            for index in self._candidates(doc, name):
+                found = doc.field_hits(self.entries[index][1], name)
+                if found:
+                    hits += found
+                    held.add(index)
+        if not hits or (self.minimum > 1 and _distinct(hits) < self.minimum):
             return _FAILED
-        return Outcome(True, list(hits), [f" {self.term.source!r}"])
+        return Outcome(True, hits, [self.entries[i][0] for i in sorted(held)])
+
+    def gates(self) -> list[frozenset[Key]]:
+        return [] if self._always else [frozenset(self._by_key)]
+
+    def possible(self, doc: Document) -> bool:
+        lower = doc.present(True)
+        if self._always or lower is None or not self._lower.isdisjoint(lower):
+            return True
+        return bool(self._cased) and not self._cased.isdisjoint(doc.present(False) or ())
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return _own_hits(self, doc)
+
+
+def _own_hits(node: Node, doc: Document) -> list[TermHit]:
+    outcome = node.evaluate(doc)
+    return outcome.hits if outcome.held else []
+
+
+def _all_gates(children: Iterable[Node]) -> list[frozenset[Key]]:
+    """For nodes that need every child: every child's gates."""
+    return [gate for child in children for gate in child.gates()]
 
 
 @dataclass(frozen=True)
@@ -123,13 +251,31 @@ class AnyNode:
 
     def evaluate(self, doc: Document) -> Outcome:
         result: Outcome | None = None
-        for index, child in enumerate(self.children):
+        for child in self.children:
+            if not child.possible(doc):
+                continue
             sub = child.evaluate(doc)
             if sub.held:
                 result = result or Outcome(True)
                 result.hits += sub.hits
-                result.clauses += [f"/any[{index}]{clause}" for clause in sub.clauses]
+                result.clauses += sub.clauses
         return result or _FAILED
+
+    def gates(self) -> list[frozenset[Key]]:
+        """One gate: some anchor of some child (a child without gates makes the whole unconstrained)."""
+        union: set[Key] = set()
+        for child in self.children:
+            gates = child.gates()
+            if not gates:
+                return []
+            union |= min(gates, key=len)
+        return [frozenset(union)]
+
+    def possible(self, doc: Document) -> bool:
+        return any(child.possible(doc) for child in self.children)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return [h for child in self.children for h in child.superset(doc)]
 
 
 @dataclass(frozen=True)
@@ -137,24 +283,283 @@ class AllNode:
     children: tuple[Node, ...]
 
     def evaluate(self, doc: Document) -> Outcome:
+        if not self.possible(doc):
+            return _FAILED
         result = Outcome(True)
-        for index, child in enumerate(self.children):
+        for child in self.children:
             sub = child.evaluate(doc)
             if not sub.held:
                 return _FAILED
             result.hits += sub.hits
-            result.clauses += [f"/all[{index}]{clause}" for clause in sub.clauses]
+            result.clauses += sub.clauses
         return result
+
+    def gates(self) -> list[frozenset[Key]]:
+        return _all_gates(self.children)
+
+    def possible(self, doc: Document) -> bool:
+        return all(child.possible(doc) for child in self.children)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return _own_hits(self, doc)
 
 
 @dataclass(frozen=True)
 class NotNode:
     child: Node
+    path: str
 
     def evaluate(self, doc: Document) -> Outcome:
         if self.child.evaluate(doc).held:
             return _FAILED
-        return Outcome(True, [], ["/not (absent)"])
+        return Outcome(True, [], [f"{self.path} (absent)"])
+
+    def gates(self) -> list[frozenset[Key]]:
+        return []
+
+    def possible(self, doc: Document) -> bool:
+        return True
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return []
+
+
+@dataclass(frozen=True)
+class ExceptNode:
+    """Term hits of ``child`` that lie inside a hit of ``mask`` do not count ("tariff" inside "non-tariff" or
+    "General Agreement on Tariffs and Trade"); the clause holds if any hit is left."""
+
+    child: TermsNode
+    mask: Node
+
+    def evaluate(self, doc: Document) -> Outcome:
+        sub = self.child.evaluate(doc)
+        if not sub.held:
+            return _FAILED
+        masks = self.mask.evaluate(doc).hits
+        if not masks:
+            return sub
+        kept = [h for h in sub.hits
+                if not any(m.field == h.field and m.start <= h.start and h.end <= m.end for m in masks)]
+        if not kept:
+            return _FAILED
+        terms = {h.term for h in kept}
+        clauses = [c for c in sub.clauses if any(c.endswith(f" {t!r}") for t in terms)]
+        return Outcome(True, kept, clauses)
+
+    def gates(self) -> list[frozenset[Key]]:
+        return self.child.gates()
+
+    def possible(self, doc: Document) -> bool:
+        return self.child.possible(doc)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return _own_hits(self, doc)
+
+
+@dataclass(frozen=True)
+class MinNode:
+    """A clause that must also have at least ``minimum`` distinct term occurrences."""
+
+    child: Node
+    minimum: int
+
+    def evaluate(self, doc: Document) -> Outcome:
+        sub = self.child.evaluate(doc)
+        return sub if sub.held and _distinct(sub.hits) >= self.minimum else _FAILED
+
+    def gates(self) -> list[frozenset[Key]]:
+        return self.child.gates()
+
+    def possible(self, doc: Document) -> bool:
+        return self.child.possible(doc)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return _own_hits(self, doc)
+
+
+def _held_children(children: tuple[Node, ...], doc: Document) -> list[Outcome] | None:
+    outcomes = []
+    for child in children:
+        sub = child.evaluate(doc)
+        if not sub.held or not sub.hits:
+            return None
+        outcomes.append(sub)
+    return outcomes
+
+
+@dataclass(frozen=True)
+class NearNode:
+    """Every child has a hit, and one hit of each lies within ``within`` words, in the same field."""
+
+    children: tuple[Node, ...]
+    within: int
+    path: str
+
+    def evaluate(self, doc: Document) -> Outcome:
+        if not self.possible(doc):
+            return _FAILED
+        outcomes = _held_children(self.children, doc)
+        if outcomes is None:
+            return _FAILED
+        tagged = sorted((((h.field, h.start, h.end, i), h) for i, o in enumerate(outcomes) for h in o.hits),
+                        key=itemgetter(0))
+        window = self._window(doc, tagged, len(outcomes))
+        if window is None:
+            return _FAILED
+        clauses = [c for o in outcomes for c in o.clauses] + [f"{self.path} within {self.within} words"]
+        return Outcome(True, window, clauses)
+
+    def _window(self, doc: Document, tagged: list[tuple[tuple[str, int, int, int], TermHit]],
+                needed: int) -> list[TermHit] | None:
+        """The shortest run of hits (in one field, by position) holding one hit of every child, if its
+        first and last hits are within the distance."""
+        counts: dict[int, int] = {}
+        left = 0
+        for right, ((name, start, _, child), _) in enumerate(tagged):
+            if tagged[left][0][0] != name:  # a new field: restart the window
+                counts.clear()
+                left = right
+            counts[child] = counts.get(child, 0) + 1
+            while counts[tagged[left][0][3]] > 1:  # drop a leading hit its child has again later
+                counts[tagged[left][0][3]] -= 1
+                left += 1
+            if len(counts) == needed:
+                first_end = min(k[2] for k, _ in tagged[left:right + 1])
+                if doc.fields[name].layout.words_between(first_end, start) <= self.within:
+                    return self._one_per_child(tagged[left:right + 1])
+        return None
+
+    @staticmethod
+    def _one_per_child(run: list[tuple[tuple[str, int, int, int], TermHit]]) -> list[TermHit]:
+        chosen: dict[int, TermHit] = {}
+        for (_, _, _, child), hit in reversed(run):
+            chosen[child] = hit
+        return sorted(chosen.values(), key=lambda h: h.start)
+
+    def gates(self) -> list[frozenset[Key]]:
+        return _all_gates(self.children)
+
+    def possible(self, doc: Document) -> bool:
+        return all(child.possible(doc) for child in self.children)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        """Its windows are made of its children's hits."""
+        found: list[TermHit] = []
+        for child in self.children:
+            hits = child.superset(doc)
+            if not hits:
+                return []
+            found += hits
+        return found
+
+
+@dataclass(frozen=True)
+class SentenceNode:
+    """Every child holds within one and the same sentence (``not`` children: does not hold there). Children are
+    evaluated again on each candidate sentence — one holding a possible hit of every child that finds terms —
+    so nesting is exact: a ``near`` child must have its whole window in that sentence."""
+
+    children: tuple[Node, ...]
+    path: str
+
+    def evaluate(self, doc: Document) -> Outcome:
+        if not self.possible(doc):
+            return _FAILED
+        for field_index, (left, right) in self._places(doc):
+            view = doc.within(FIELDS[field_index], left, right)
+            outcomes = []
+            for child in self.children:
+                sub = child.evaluate(view)
+                if not sub.held:
+                    break
+                outcomes.append(sub)
+            else:
+                hits = sorted((h for o in outcomes for h in o.hits), key=lambda h: h.start)
+                clauses = [c for o in outcomes for c in o.clauses] + [f"{self.path} (same sentence)"]
+                return Outcome(True, hits, clauses)
+        return _FAILED
+
+    def _places(self, doc: Document) -> list[tuple[int, tuple[int, int]]]:
+        """Sentences (field index, span) that hold a possible hit of every child that finds terms, in order."""
+        places: set[tuple[int, tuple[int, int]]] | None = None
+        for child in self.children:
+            if isinstance(child, NotNode | LangNode | TagsNode):
+                continue
+            hits = child.superset(doc)
+            found = {(FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)) for h in hits}
+            places = found if places is None else places & found
+            if not places:
+                return []
+        return sorted(places or ())
+
+    def gates(self) -> list[frozenset[Key]]:
+        return _all_gates(self.children)
+
+    def possible(self, doc: Document) -> bool:
+        return all(child.possible(doc) for child in self.children)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        found: list[TermHit] = []
+        for child in self.children:
+            if not isinstance(child, NotNode | LangNode | TagsNode):
+                hits = child.superset(doc)
+                if not hits:
+                    return []
+                found += hits
+        return found
+
+
+@dataclass(frozen=True)
+class LangNode:
+    """The article's language is one of ``langs`` (``zh`` also covers zh-TW, zh-Hant...)."""
+
+    langs: frozenset[str]
+    path: str
+
+    def evaluate(self, doc: Document) -> Outcome:
+        if doc.lang in self.langs or doc.lang.split("-")[0] in self.langs:
+            return Outcome(True, [], [f"{self.path} {doc.lang!r}"])
+        return _FAILED
+
+    def gates(self) -> list[frozenset[Key]]:
+        return []
+
+    def possible(self, doc: Document) -> bool:
+        return True
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return []
+
+
+@dataclass(frozen=True)
+class TagsNode:
+    """The article's feed carries one of ``tags`` (feeds.yaml ``tags:``)."""
+
+    tags: frozenset[str]
+    path: str
+
+    def evaluate(self, doc: Document) -> Outcome:
+        common = sorted(doc.tags & self.tags)
+        return Outcome(True, [], [f"{self.path} {common[0]!r}"]) if common else _FAILED
+
+    def gates(self) -> list[frozenset[Key]]:
+        return []
+
+    def possible(self, doc: Document) -> bool:
+        return True
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        return []
+
+
+@dataclass(frozen=True)
+class Example:
+    """An inline example of a rule file: an article that must (or must not) match, and where it is written."""
+
+    article: Article
+    expect: bool
+    where: str
 
 
 @dataclass(frozen=True)
@@ -166,6 +571,7 @@ class CompiledRule:
     routes: tuple[str, ...]
     root: Node
     source: str
+    examples: tuple[Example, ...] = ()
 
     def match(self, doc: Document) -> Match | None:
         outcome = self.root.evaluate(doc)
@@ -173,44 +579,61 @@ class CompiledRule:
             return None
         hits = tuple(outcome.hits)
         snippet, snippet_field = best_snippet(doc, hits)
-        explanation = Explanation(self.id, tuple("match" + c for c in outcome.clauses), hits, snippet, snippet_field)
+        explanation = Explanation(self.id, tuple(outcome.clauses), hits, snippet, snippet_field)
         return Match(self.id, self.title, self.severity, explanation)
 
 
-@dataclass(frozen=True)
 class RuleSet:
-    rules: tuple[CompiledRule, ...]
-    prefilter: Prefilter
+    """Compiled rules plus the indexes that pick, per document, the rules worth evaluating: each rule is
+    indexed under the anchors of its narrowest gate, and the anchors present must make it possible."""
+
+    def __init__(self, rules: Sequence[CompiledRule], prefilter: Prefilter) -> None:
+        self.rules = tuple(rules)
+        self.prefilter = prefilter
+        self._always: list[int] = []
+        self._by_key: dict[Key, list[int]] = {}
+        for index, rule in enumerate(self.rules):
+            gates = sorted(rule.root.gates(), key=len)
+            if not gates:
+                self._always.append(index)
+            for key in gates[0] if gates else ():
+                self._by_key.setdefault(key, []).append(index)
+        self._lower = frozenset(anchor for lower, anchor in self._by_key if lower)
+        self._cased = frozenset(anchor for lower, anchor in self._by_key if not lower)
+
+    def candidates(self, doc: Document) -> list[CompiledRule]:
+        lower = doc.present(True) or frozenset()
+        cased = doc.present(False) or frozenset() if self.prefilter.has_cased else frozenset()
+        indices = set(self._always)
+        for anchor in lower & self._lower:
+            indices.update(self._by_key[(True, anchor)])
+        for anchor in cased & self._cased:
+            indices.update(self._by_key[(False, anchor)])
+        return [self.rules[i] for i in sorted(indices) if self.rules[i].root.possible(doc)]
 
     def match(self, article: Article) -> tuple[Match, ...]:
         doc = Document.of(article, self.prefilter)
-        return tuple(m for rule in self.rules if (m := rule.match(doc)) is not None)
+        return tuple(m for rule in self.candidates(doc) if (m := rule.match(doc)) is not None)
 
     def ids(self) -> list[str]:
         return [rule.id for rule in self.rules]
 
 
-def _sentence(text: str, start: int, end: int) -> tuple[int, int]:
-    left = max((m.end() for m in _SENTENCE_END.finditer(text, 0, start)), default=0)
-    right_match = _SENTENCE_END.search(text, end)
-    right = right_match.end() if right_match else len(text)
-    return left, right
-
-
 def best_snippet(doc: Document, hits: tuple[TermHit, ...]) -> tuple[str, str]:
-    """The sentence holding the most distinct matched terms (earliest field wins ties)."""
-    if not hits:
-        return "", ""
-    best: tuple[int, int, int, str] | None = None
+    """The sentence holding the most distinct matched terms (content fields first, earliest field wins
+    ties); long sentences are cut around their first hit."""
+    best: tuple[int, int, int, int, str] | None = None
     for hit in hits:
-        text = doc.fields[hit.field].original
-        left, right = _sentence(text, hit.start, hit.end)
+        if hit.field not in CONTENT_FIELDS:
+            continue
+        left, right = doc.fields[hit.field].layout.sentence_span(hit.start)
         terms = {h.term for h in hits if h.field == hit.field and left <= h.start < right}
-        score = (len(terms), -FIELDS.index(hit.field))
-        if best is None or score > (best[0], -FIELDS.index(best[3])):
-            best = (len(terms), left, right, hit.field)
-    assert best is not None
-    _, left, right, name = best
+        score = (len(terms), -CONTENT_FIELDS.index(hit.field))
+        if best is None or score > (best[0], best[1]):
+            best = (len(terms), -CONTENT_FIELDS.index(hit.field), left, right, hit.field)
+    if best is None:
+        return "", ""
+    *_, left, right, name = best
     text = doc.fields[name].original
     sentence = text[left:right].strip()
     if len(sentence) > SNIPPET_CHARS:

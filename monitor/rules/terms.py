@@ -1,33 +1,74 @@
 """Compile one written term into a pattern over folded text.
 
-- any CJK character: substring of the folded text (no word boundaries in CJK scripts);
+- any CJK character: substring of the folded text (no word boundaries in CJK scripts); a space in
+  the term matches any run of spaces or none (수출 통제 = 수출통제);
 - an all-capitals acronym (FTA, ROK, BIS): case-sensitive, whole word, optional plural ``s``;
 - other Latin text: case-insensitive, whole words, spaces or hyphens between words, and simple
   inflections of the last word (tariff/tariffs, curb/curbed/curbing, impose/imposed,
-  policy/policies); a trailing ``*`` makes the last word a prefix (``negotiat*``).
+  policy/policies); a trailing ``*`` makes the last word a prefix (``negotiat*``);
+- a sequence (``any_order``): parts in one order, joined by hyphens, dashes, slashes or middle
+  dots (China-Japan-South Korea, 한·중·일, 中日韩);
+- a regex: google-re2 (linear time) over the cased fold.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
+
+import re2
 
 from monitor.rules.text import fold, has_cjk
 
 _LATIN = "0-9a-z\u00c0-\u024f"
 _ACRONYM = re.compile(r"[A-Z][A-Z0-9&\-]*[A-Z0-9]")
 _CVC = re.compile(r"[^aeiou][aeiou][b-df-hj-np-tv-z]$")
+_WORD_GAP = r"[\s\-\u2010-\u2015]+"
+_CJK_GAP = r"\s*"
+_LATIN_JOIN = r"\s*[\-\u2010-\u2015/]\s*"
+_CJK_SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2015/·・、,"  # never a space: 위한 중·일 is not 한중일
+_CJK_SEPARATOR = "[" + re.escape(_CJK_SEPARATORS) + "]"
+MAX_REGEX_CHARS = 2000
+REGEX_MAX_MEM = 8 << 20
+
+
+class Pattern:
+    """A google-re2 pattern (linear-time matching, no backtracking) that pickles by its source, so
+    compiled rules can be sent to worker processes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        options = re2.Options()
+        options.log_errors = False
+        options.max_mem = REGEX_MAX_MEM
+        try:
+            self._compiled = re2.compile(source, options)
+        except re2.error as exc:
+            reason = exc.args[0].decode(errors="replace") if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"invalid regex (google-re2 syntax, no look-around or back-references): {reason}"
+                             ) from exc
+
+    def finditer(self, text: str) -> Any:
+        return self._compiled.finditer(text)
+
+    def __reduce__(self) -> tuple[type[Pattern], tuple[str]]:
+        return (Pattern, (self.source,))
 
 
 @dataclass(frozen=True)
 class Term:
-    """``anchor`` is a literal every match contains (in the lower-case or cased fold, as ``lower`` says):
-    the prefilter runs the pattern only on documents where the anchor occurs."""
+    """Every match contains one of ``anchors`` (literals in the lower-case or cased fold, as ``lower`` says):
+    the prefilter runs the pattern only on fields where one occurs. No anchors (regex): it always runs."""
 
     source: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | Pattern
     lower: bool
-    anchor: str
+    anchors: tuple[str, ...]
+
+    @property
+    def keys(self) -> tuple[tuple[bool, str], ...]:
+        return tuple((self.lower, anchor) for anchor in self.anchors)
 
 
 def _inflected(word: str) -> str:
@@ -46,24 +87,83 @@ def _inflected(word: str) -> str:
     return escaped + "(?:" + "|".join(forms) + ")?"
 
 
-def compile_term(source: str) -> Term:
-    """Raise ValueError for an empty term."""
+def _normalized(source: str) -> str:
     text = " ".join(source.split())
     if not text or text == "*":
         raise ValueError("empty term")
+    return text
+
+
+def _cjk_body(text: str) -> tuple[str, str]:
+    """(pattern, anchor) of a CJK term: literal chunks with optional spaces between them; the anchor is the
+    longest chunk (every match contains it, and longer anchors occur in fewer documents)."""
+    chunks = fold(text).split(" ")
+    return _CJK_GAP.join(re.escape(c) for c in chunks), max(chunks, key=len)
+
+
+def _latin_body(text: str) -> tuple[str, str, str]:
+    """(pattern without boundaries, literal prefix, anchor) of a Latin phrase. A phrase written with a
+    capital first letter is a name (Abe, Kan, Entity List): plural ``s`` only, no other inflection. The
+    anchor, the literal the prefilter looks for, is the phrase's longest fixed word."""
+    words = [w for w in re.split(r"[\s\-\u2010-\u2015]+", text) if w]
+    name = words[0][:1].isupper()
+    folded = [fold(w) for w in words]
+    last = re.escape(folded[-1]) + "s?" if name and folded[-1].isalpha() else _inflected(folded[-1])
+    body = _WORD_GAP.join([re.escape(w) for w in folded[:-1]] + [last])
+    stems = [*folded[:-1], folded[-1] if name else _stem(folded[-1])]
+    return body, stems[0], max(stems, key=len)
+
+
+def compile_term(source: str) -> Term:
+    """Raise ValueError for an empty term."""
+    text = _normalized(source)
     if has_cjk(text):
-        folded = fold(text)
-        return Term(source, re.compile(re.escape(folded)), lower=True, anchor=folded)
+        body, anchor = _cjk_body(text)
+        return Term(source, re.compile(body), lower=True, anchors=(anchor,))
     if _ACRONYM.fullmatch(text):
         cased = fold(text, lower=False)
-        return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False, anchor=cased)
-    words = fold(text).split(" ")
-    parts = [re.escape(w) for w in words[:-1]] + [_inflected(words[-1])]
-    body = r"[\s\-]+".join(parts)
-    anchor = words[0] if len(words) > 1 else _stem(words[0])
-    assert body.startswith(re.escape(anchor)), (body, anchor)
-    return Term(source, re.compile(_bounded(anchor, body[len(re.escape(anchor)):], _LATIN)), lower=True,
-                anchor=anchor)
+        return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False, anchors=(cased,))
+    body, prefix, anchor = _latin_body(text)
+    assert body.startswith(re.escape(prefix)), (body, prefix)
+    return Term(source, re.compile(_bounded(prefix, body[len(re.escape(prefix)):], _LATIN)), lower=True,
+                anchors=(anchor,))
+
+
+def compile_sequence(parts: list[str]) -> Term:
+    """The parts in this order as one term: CJK parts joined by nothing or one separator (中日韩, 한·중·일),
+    Latin parts by a hyphen, dash or slash (China-Japan-South Korea). Acronym parts match case-insensitively
+    here: in a compound the case carries no meaning (US-Japan, us-japan)."""
+    texts = [_normalized(p) for p in parts]
+    if all(has_cjk(t) for t in texts):
+        folded = [fold(t) for t in texts]
+        if any(" " in f for f in folded):
+            raise ValueError("any_order CJK parts are written without spaces")
+        # One separator, the same between every part (中日韩, 中、日、韩, 한·중·일), so that every written form
+        # is a literal the prefilter can look for: no single-character anchors that occur everywhere.
+        body = f"({_CJK_SEPARATOR}?)".join(re.escape(f) for f in folded[:2])
+        body += "".join(r"\1" + re.escape(f) for f in folded[2:])
+        anchors = tuple(sep.join(folded) for sep in ("", *_CJK_SEPARATORS))
+        return Term("".join(texts), re.compile(body), lower=True, anchors=anchors)
+    if any(has_cjk(t) for t in texts):
+        raise ValueError("any_order parts must be all CJK or all Latin script")
+    bodies = [(re.escape(fold(t)), fold(t).split(" ")[0]) for t in texts]
+    body = _LATIN_JOIN.join(b.replace(r"\ ", _WORD_GAP) for b, _ in bodies)
+    anchor = bodies[0][1]
+    return Term("-".join(texts), re.compile(_bounded(anchor, body[len(re.escape(anchor)):], _LATIN)), lower=True,
+                anchors=(anchor,))
+
+
+def compile_regex(source: str) -> Term:
+    """A google-re2 pattern over the cased fold (NFKC, width and Chinese folding, case kept; write ``(?i)``
+    to ignore case). Raise ValueError for an empty, over-long or invalid pattern."""
+    if not source:
+        raise ValueError("empty regex")
+    if len(source) > MAX_REGEX_CHARS:
+        raise ValueError(f"regex longer than {MAX_REGEX_CHARS} characters")
+    pattern = Pattern(source)
+    if next(iter(pattern.finditer("")), None) is not None:
+        raise ValueError("regex matches the empty string (it would match every document)")
+    return Term(f"/{source}/", pattern, lower=False, anchors=())
 
 
 def _bounded(prefix: str, rest: str, letters: str) -> str:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 
 import zhconv
 
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]")
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 class _FoldTable(dict[int, str]):
-    """str.translate table that folds and caches each character on first sight."""
+    """str.translate table that folds and caches each character on first sight, and remembers the characters
+    whose fold is not one character long (ﬁ → fi, … → ...): only they move offsets."""
 
     def __init__(self, lower: bool) -> None:
         super().__init__()
         self._lower = lower
+        self._resizing: set[str] = set()
+        self._resizing_pattern: re.Pattern[str] | None = None
 
     def __missing__(self, code: int) -> str:
         folded = unicodedata.normalize("NFKC", chr(code))
@@ -27,8 +32,18 @@ class _FoldTable(dict[int, str]):
             folded = folded.lower()
         if _CJK.match(folded):
             folded = zhconv.convert(folded, "zh-hans")
+        if len(folded) != 1:
+            self._resizing.add(chr(code))
+            self._resizing_pattern = None
         self[code] = folded
         return folded
+
+    def resizing(self) -> re.Pattern[str]:
+        """A pattern of the characters seen so far whose fold changes the length."""
+        if self._resizing_pattern is None:
+            chars = "".join(sorted(self._resizing)) or "\x00"
+            self._resizing_pattern = re.compile("[" + re.escape(chars) + "]")
+        return self._resizing_pattern
 
 
 _LOWER = _FoldTable(lower=True)
@@ -36,9 +51,9 @@ _CASED = _FoldTable(lower=False)
 
 
 def fold(text: str, lower: bool = True) -> str:
-    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and not has_cjk(text)):
-        # Nothing for NFKC or Chinese folding to change (most Latin-script text, curly quotes and
-        # all): str.lower is the same per-character mapping as the table, done in C.
+    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and _HAN.search(text) is None):
+        # Nothing for NFKC or Chinese folding to change (Latin-script text with curly quotes and all,
+        # Korean in Hangul, Japanese kana): str.lower is the same per-character mapping, done in C.
         return text.lower() if lower else text
     return text.translate(_LOWER if lower else _CASED)
 
@@ -48,41 +63,146 @@ def has_cjk(text: str) -> bool:
 
 
 class Folded:
-    """A folded form of a text; folded → original offsets are built only when first needed."""
+    """A folded form of a text; folded → original offsets are built only when first needed, from the few
+    characters whose fold changes the length (found by one regex pass, no per-character Python loop)."""
 
-    __slots__ = ("_offsets", "_original", "_table", "text")
+    __slots__ = ("_original", "_shifts", "_table", "text")
 
     def __init__(self, original: str, text: str, table: _FoldTable) -> None:
         self._original, self.text, self._table = original, text, table
-        self._offsets: list[int] | None = None
+        self._shifts: tuple[list[int], list[int]] | None = None
+
+    def _resizes(self) -> tuple[list[int], list[int]]:
+        """(folded start of each resizing character, the folded-minus-original shift after it)."""
+        starts: list[int] = []
+        shifts: list[int] = []
+        shift = 0
+        for m in self._table.resizing().finditer(self._original):
+            starts.append(m.start() + shift)
+            shift += len(self._table[ord(m.group())]) - 1
+            shifts.append(shift)
+        return starts, shifts
 
     def to_original(self, index: int, original_length: int) -> int:
         if len(self.text) == len(self._original):
             return index
-        if self._offsets is None:
-            self._offsets = [i for i, char in enumerate(self._original) for _ in self._table[ord(char)]]
-        return self._offsets[index] if index < len(self._offsets) else original_length
+        if self._shifts is None:
+            self._shifts = self._resizes()
+            if (self._shifts[1] or [0])[-1] != len(self.text) - len(self._original):
+                # the table has not seen every character of this text yet (folded by a faster path)
+                for char in set(self._original):
+                    self._table[ord(char)]
+                self._shifts = self._resizes()
+        starts, shifts = self._shifts
+        at = bisect_right(starts, index) - 1
+        if at < 0:
+            return index
+        # inside the expansion of a resizing character: that character
+        if index < starts[at] + shifts[at] - (shifts[at - 1] if at else 0) + 1:
+            return starts[at] - (shifts[at - 1] if at else 0)
+        return min(index - shifts[at], original_length)
 
 
 def _folded(text: str, lower: bool) -> Folded:
     return Folded(text, fold(text, lower), _LOWER if lower else _CASED)
 
 
-class FieldText:
-    """One field of a document: original text plus lazily built lower-case and cased folds."""
+_SENTENCE_END = re.compile(r"[.!?。！？]+[\"'”’」』)\]]*|\n[ \t]*\n|\n[ \t]{2,}")
+_HANGUL_SYLLABLE = re.compile(r"[\uac00-\ud7a3]")
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof sen sens rep reps gov gen lt col sgt st no nos vs etc inc corp co ltd jr sr dept est "
+    "jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun".split()
+)
+_IDEOGRAPHIC = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # kana and Han
+_IDEOGRAPH = re.compile(f"[{_IDEOGRAPHIC}]")
+_WORD = re.compile(f"[^\\W{_IDEOGRAPHIC}]+")
+_NEXT_LOWER = re.compile(r"\s*[a-z]")
+#: Chinese and Japanese write words without spaces; a word there averages about two characters.
+CJK_CHARS_PER_WORD = 2
+#: A sentence reaches at most this far on either side of a hit (longer "sentences" are cut).
+MAX_SENTENCE_CHARS = 1500
+#: The largest ``within`` a near clause may ask for, and the longest span counted as one word.
+MAX_WITHIN_WORDS = 500
+MAX_WORD_CHARS = 40
 
-    __slots__ = ("_cased", "_lower", "original")
+
+def _ends_sentence(text: str, match: re.Match[str]) -> bool:
+    """Whether a candidate boundary really ends a sentence. A period does when white space or the end
+    follows (or, as Korean news often runs sentences together, right after a Hangul syllable), and it does
+    not end an abbreviation (U.S., Sen., J.) or come before a lower-case word ("(D-Cal.) said")."""
+    if match.group()[0] != ".":
+        return True
+    dot, after = match.start(), match.end()
+    if dot and _HANGUL_SYLLABLE.match(text, dot - 1):
+        return True
+    if after < len(text) and not text[after].isspace():
+        return False
+    if _NEXT_LOWER.match(text, after):
+        return False
+    start = dot
+    while start > 0 and not text[start - 1].isspace() and text[start - 1] not in "(\"'“‘":
+        start -= 1
+    word = text[start:dot]
+    return not ((len(word) == 1 and word.isalpha()) or "." in word or word.lower() in _ABBREVIATIONS)
+
+
+class Layout:
+    """Sentences and words of one text: sentences end at . ! ? 。 and blank or indented new lines, not at
+    abbreviations (found in one pass, on first use); words are runs of letters or digits, and each Chinese
+    or Japanese character counts as half a word."""
+
+    __slots__ = ("_ends", "_text")
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._ends: list[int] | None = None
+
+    def sentence_span(self, offset: int) -> tuple[int, int]:
+        """(start, end) of the sentence holding ``offset``, at most MAX_SENTENCE_CHARS on either side."""
+        if self._ends is None:
+            text = self._text
+            self._ends = [m.end() for m in _SENTENCE_END.finditer(text) if _ends_sentence(text, m)]
+        index = bisect_right(self._ends, offset)
+        left = self._ends[index - 1] if index else 0
+        right = self._ends[index] if index < len(self._ends) else len(self._text)
+        return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
+
+    def words_between(self, end: int, start: int) -> float:
+        """Words from ``end`` (the end of one hit) to ``start`` (the start of a later one); 0 if they overlap.
+        Spans longer than MAX_WORD_CHARS per word are not counted: they are further apart than any limit."""
+        if start <= end:
+            return 0.0
+        if start - end > MAX_WORD_CHARS * (MAX_WITHIN_WORDS + 1):
+            return float("inf")
+        text = self._text
+        return len(_WORD.findall(text, end, start)) + len(_IDEOGRAPH.findall(text, end, start)) / CJK_CHARS_PER_WORD
+
+
+class FieldText:
+    """One field of a document: original text plus lazily built cased and lower-case folds (the lower-case
+    fold is the cased one lower-cased: one character-table pass, not two)."""
+
+    __slots__ = ("_cased", "_layout", "_lower", "original")
 
     def __init__(self, original: str) -> None:
         self.original = original
         self._lower: Folded | None = None
         self._cased: Folded | None = None
+        self._layout: Layout | None = None
+
+    @property
+    def layout(self) -> Layout:
+        if self._layout is None:
+            self._layout = Layout(self.original)
+        return self._layout
 
     def folded(self, lower: bool) -> Folded:
-        if lower:
-            if self._lower is None:
-                self._lower = _folded(self.original, True)
-            return self._lower
         if self._cased is None:
             self._cased = _folded(self.original, False)
-        return self._cased
+        if not lower:
+            return self._cased
+        if self._lower is None:
+            self._lower = Folded(self.original, self._cased.text.lower(), _LOWER)
+            if len(self._lower.text) != len(self._cased.text):  # lower-casing changed a length (İ → i̇)
+                self._lower = _folded(self.original, True)
+        return self._lower
