@@ -1,26 +1,25 @@
-"""The `monitor` command line: run, poll, matches, feeds, db."""
+"""The `monitor` command line: run, poll, matches, feeds, rules, db."""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from monitor import __version__
+from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
+from monitor.cli_rules import rules_app
 from monitor.console import format_match
-from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
-from monitor.logs import setup_logging
 from monitor.models import PollSummary
-from monitor.settings import Settings, load_settings
+from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
 
@@ -35,18 +34,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _settings() -> Settings:
-    try:
-        settings = load_settings()
-    except ConfigError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
-    setup_logging(settings.log_level)
-    return settings
+app.add_typer(rules_app, name="rules")
+_settings = settings_or_exit
 
 
 def _service(settings: Settings) -> Service:
@@ -55,8 +44,7 @@ def _service(settings: Settings) -> Service:
 
         return Service(settings)
     except ConfigError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
 
 
 @app.callback(invoke_without_command=True)
@@ -119,20 +107,6 @@ def _print_summary(summary: PollSummary) -> None:
         out.print(f"  failed: {escape(name)}: {escape(reason)}")
 
 
-def _parse_since(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value)
-        return when if when.tzinfo else when.replace(tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        return datetime.now(UTC) - timedelta(seconds=parse_duration(value))
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is neither an ISO date/time nor a duration such as 24h") from exc
-
-
 @app.command()
 def matches(
     rule: Annotated[str | None, typer.Option(help="Only matches of this rule id.")] = None,
@@ -142,7 +116,7 @@ def matches(
 ) -> None:
     """List stored matches, newest first, each with the reason it matched."""
     settings = _settings()
-    when = _parse_since(since)
+    when = parse_since(since)
     db = Database(settings.database_url)
     db.migrate()
     rows = queries.list_matches(db, rule=rule, since=when, limit=limit)
