@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -38,8 +39,16 @@ def poll_and_report(service: Service, report: Callable[[str], None]) -> None:
             report(format_match(match))
 
 
+def _reload(service: Service, requested: threading.Event) -> None:
+    """Reload the rules when their files changed, or unconditionally after SIGHUP."""
+    force = requested.is_set()
+    requested.clear()
+    service.reload_rules(force)
+
+
 def run_service(service: Service, report: Callable[[str], None] = print) -> None:
-    """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first."""
+    """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first. The rules
+    directory is checked for changes every `rules_reload_interval` seconds, and reloaded at once on SIGHUP."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         guarded("poll", lambda: poll_and_report(service, report)),
@@ -52,12 +61,27 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
         misfire_grace_time=max(60, int(service.settings.poll_tick * 2)),
     )
 
+    reload_requested = threading.Event()
+    scheduler.add_job(
+        guarded("rules", lambda: _reload(service, reload_requested)),
+        "interval",
+        seconds=service.settings.rules_reload_interval,
+        id="rules",
+        max_instances=1,
+        coalesce=True,
+    )
+
+    def hangup(_signum: int, _frame: FrameType | None) -> None:
+        log.info("event=rules_reload_requested signal=SIGHUP")
+        reload_requested.set()
+
     def stop(signum: int, _frame: FrameType | None) -> None:
         log.info("event=shutdown signal=%s", signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, hangup)
     log.info("event=scheduler_start poll_tick=%.1fs", service.settings.poll_tick)
     scheduler.start()
     for executor in scheduler._executors.values():  # let the in-flight poll finish and commit

@@ -15,7 +15,7 @@ from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.run import PollContext, Poller
 from monitor.pipeline.workers import InlinePool, WorkerPool
 from monitor.rules.engine import RuleSet
-from monitor.rules.loader import load_rules
+from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
@@ -37,7 +37,8 @@ class Service:
         check_runtime()
         self.settings = settings
         self.feeds: list[FeedSource] = load_feeds(settings.feeds_file)
-        self.rules: RuleSet = load_rules(settings.rules_dir)
+        self.rules_watcher = RulesWatcher(settings.rules_dir)
+        self.rules: RuleSet = self.rules_watcher.load()
         self.db = Database(settings.database_url)
         self.db.migrate()
         self.fetcher = Fetcher(
@@ -55,6 +56,16 @@ class Service:
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules))
         log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
                  self.db.engine.url.render_as_string(hide_password=True))
+
+    def reload_rules(self, force: bool = False) -> bool:
+        """Swap in the rules directory's new contents if it changed (or ``force``) and compiles; a broken
+        directory is logged (event=rules_reload_failed) and the running rules stay. True when swapped."""
+        rules = self.rules_watcher.check(force)
+        if rules is None:
+            return False
+        self.rules = rules
+        self.poller.set_rules(rules)
+        return True
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         return self.poller.poll(self.feeds, on_done)

@@ -166,9 +166,14 @@ class Poller:
         self.ctx = ctx
         s = ctx.settings
         self._caps = FieldCaps(s.max_title_chars, s.max_summary_chars, s.max_entries_per_feed)
-        self._rules = Context(next(_RULE_VERSIONS), ctx.rules)
+        self._rules = (ctx.rules, Context(next(_RULE_VERSIONS), ctx.rules))
         self._page_threads = s.worker_count * 4 + 2
         self._pages = ThreadPoolExecutor(max_workers=self._page_threads, thread_name_prefix="page")
+
+    def set_rules(self, rules: RuleSet) -> None:
+        """Match with ``rules`` from now on (pages already being matched finish with the rules they had);
+        workers receive the new version with their next page."""
+        self._rules = (rules, Context(next(_RULE_VERSIONS), rules))
 
     def close(self) -> None:
         self._pages.shutdown(wait=True, cancel_futures=True)
@@ -263,7 +268,7 @@ class Poller:
             except Exception as exc:  # a bug on one page must not lose the feed's other entries
                 log.exception("feed=%s event=page_crashed url=%s", work.feed.name, (entry.url or "")[:200])
                 article = build_article(work.feed, entry, work.feed_lang, "", None, f"internal: {exc}"[:1000])
-                processed = ProcessedEntry(entry, article, match_rules(article, self.ctx.rules))
+                processed = ProcessedEntry(entry, article, match_rules(article, self._rules[0]))
         finally:
             round_.page_slots.release()
         work.results[index] = processed
@@ -293,14 +298,15 @@ class Poller:
         if entry.canonical_url and entry.canonical_url in stored_articles:
             return ProcessedEntry(entry, None)
         ctx, error = self.ctx, None
+        rules, context = self._rules  # one version for the whole page, even if a reload lands meanwhile
         if feed.fetch_articles and entry.url:
             try:
                 page = ctx.fetcher.fetch_page(entry.url, ctx.settings.page_max_bytes)
                 return ctx.pool.run(extract_and_match, page.body, page.final_url, feed, entry, feed_lang,
                                     ctx.settings.max_text_chars, timeout=ctx.settings.extract_timeout,
-                                    context=self._rules)
+                                    context=context)
             except MonitorError as exc:
                 error = f"{exc.error_class}: {exc}"[:1000]
                 log.info("feed=%s event=extract_fallback url=%s error=%s", feed.name, entry.url[:200], error)
         article = build_article(feed, entry, feed_lang, "", None, error)
-        return ProcessedEntry(entry, article, match_rules(article, ctx.rules))
+        return ProcessedEntry(entry, article, match_rules(article, rules))

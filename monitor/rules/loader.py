@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,7 @@ class RuleModel(BaseModel):
 class _Compiler:
     """Compiles one rule's match expression; ``fail`` builds a file:line error for the node at hand."""
 
-    def __init__(self, lists: dict[str, list[Any]], where: str, terms: dict[tuple[str, str], Term]) -> None:
+    def __init__(self, lists: dict[str, TermList], where: str, terms: dict[tuple[str, str], Term]) -> None:
         self._lists = lists
         self._where = where
         self._terms = terms  # shared across rules: one Term (and one pattern run per document) per text
@@ -166,13 +167,19 @@ class _Compiler:
             raise self.fail(text, line, f"term list ${name} includes itself (through {' → '.join(within)})")
         entries: list[tuple[str, Term]] = []
         nodes: list[Node] = []
-        for index, item in enumerate(self._lists[name]):
-            if isinstance(item, str):
-                found, more = self._strings(item, line_of(item, line), f"{path}/${name}", fields, (*within, name))
-                entries += found
-                nodes += more
-            else:
-                nodes.append(self.clause(item, line, f"{path}/${name}[{index}]", fields))
+        defined = self._lists[name]
+        where, self._where = self._where, defined.path  # errors inside the list name the list's file and line
+        try:
+            for index, item in enumerate(defined.items):
+                if isinstance(item, str):
+                    found, more = self._strings(item, line_of(item, defined.line), f"{path}/${name}", fields,
+                                                (*within, name))
+                    entries += found
+                    nodes += more
+                else:
+                    nodes.append(self.clause(item, defined.line, f"{path}/${name}[{index}]", fields))
+        finally:
+            self._where = where
         return entries, nodes
 
     def _near(self, value: Any, node: Any, line: int | str, path: str, fields: tuple[str, ...]) -> Node:
@@ -253,7 +260,16 @@ class _Compiler:
         return self._terms[key]
 
 
-def _read_lists(path: Path, document: dict[str, Any], lists: dict[str, list[Any]]) -> None:
+@dataclass(frozen=True)
+class TermList:
+    """A named term list as written: its items, and where (file, line) it is defined."""
+
+    items: list[Any]
+    path: str
+    line: int | str
+
+
+def _read_lists(path: Path, document: dict[str, Any], lists: dict[str, TermList]) -> None:
     raw = document["lists"]
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}:{line_of(document)}: 'lists' must map names to lists of terms")
@@ -264,7 +280,7 @@ def _read_lists(path: Path, document: dict[str, Any], lists: dict[str, list[Any]
                               "terms (strings) or clauses such as any_order")
         if name in lists:
             raise ConfigError(f"{path}:{line_of(name, line_of(raw))}: term list {name!r} is defined twice")
-        lists[name] = terms
+        lists[name] = TermList(terms, str(path), line_of(name, line_of(raw)))
 
 
 def _examples(path: Path, raw: Any, line: int | str) -> tuple[Example, ...]:
@@ -306,7 +322,7 @@ def _example_article(item: Any, where: str) -> Article:
                    tags=tuple(str(t) for t in tags))
 
 
-def _compile_rule(path: Path, raw: Any, lists: dict[str, list[Any]], terms: dict[tuple[str, str], Term]
+def _compile_rule(path: Path, raw: Any, lists: dict[str, TermList], terms: dict[tuple[str, str], Term]
                   ) -> CompiledRule:
     line = line_of(raw, 1)
     if not isinstance(raw, dict):
@@ -332,7 +348,7 @@ def load_rules(directory: Path) -> RuleSet:
         raise ConfigError(f"{directory}: rules directory not found")
     files = sorted(p for p in directory.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
     documents = [(path, load_yaml(path, "rule file", locate=True)) for path in files]
-    lists: dict[str, list[Any]] = {}
+    lists: dict[str, TermList] = {}
     for path, document in documents:
         if isinstance(document, dict) and "lists" in document:
             _read_lists(path, document, lists)
