@@ -44,7 +44,7 @@ def _script(anchor: str) -> str | None:
 
 
 class _AnchorSet:
-    """Anchors of one case group and script in one google-re2 Set."""
+    """Anchors (google-re2 patterns) of one case group and script in one google-re2 Set."""
 
     def __init__(self, anchors: Sequence[str]) -> None:
         self.anchors = tuple(anchors)
@@ -53,7 +53,7 @@ class _AnchorSet:
         options.max_mem = PREFILTER_MAX_MEM
         self._set = re2.Set.SearchSet(options)
         for anchor in self.anchors:
-            self._set.Add(re.escape(anchor))
+            self._set.Add(anchor)
         self._set.Compile()
 
     def found(self, text: str | bytes) -> Iterable[str]:
@@ -61,7 +61,7 @@ class _AnchorSet:
 
 
 class Prefilter:
-    """Every term's anchors (literals of the lower-case or cased fold) in google-re2 Sets, one per case
+    """Every term's anchors (patterns over the lower-case or cased fold) in google-re2 Sets, one per case
     group and script: one linear, DFA-speed pass per field and script present says which anchors occur
     in it (without reporting every occurrence)."""
 

@@ -29,6 +29,9 @@ _CJK_GAP = r"\s*"
 _LATIN_JOIN = r"\s*[\-\u2010-\u2015/]\s*"
 _CJK_SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2015/·・、,"  # never a space: 위한 중·일 is not 한중일
 _CJK_SEPARATOR = "[" + re.escape(_CJK_SEPARATORS) + "]"
+# The same gaps in google-re2 syntax, for prefilter anchors (RE2 writes code points as \x{…}, not \u…).
+_RE2_WORD_GAP = r"[\s\-\x{2010}-\x{2015}]+"
+_RE2_LATIN_JOIN = r"\s*[\-\x{2010}-\x{2015}/]\s*"
 MAX_REGEX_CHARS = 2000
 REGEX_MAX_MEM = 8 << 20
 
@@ -58,8 +61,10 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Term:
-    """Every match contains one of ``anchors`` (literals in the lower-case or cased fold, as ``lower`` says):
-    the prefilter runs the pattern only on fields where one occurs. No anchors (regex): it always runs."""
+    """Every match of ``pattern`` contains a match of one of ``anchors``: google-re2 patterns over the
+    lower-case or cased fold (as ``lower`` says) that the prefilter looks for all at once. They are the
+    term's fixed text (a phrase's words with the gaps between them, the last word's stem), so a term runs
+    its own pattern only on fields where its words occur as written. No anchors (regex): it always runs."""
 
     source: str
     pattern: re.Pattern[str] | Pattern
@@ -94,35 +99,36 @@ def _normalized(source: str) -> str:
     return text
 
 
-def _cjk_body(text: str) -> tuple[str, str]:
-    """(pattern, anchor) of a CJK term: literal chunks with optional spaces between them; the anchor is the
-    longest chunk (every match contains it, and longer anchors occur in fewer documents)."""
-    chunks = fold(text).split(" ")
-    return _CJK_GAP.join(re.escape(c) for c in chunks), max(chunks, key=len)
+def _cjk_body(text: str) -> str:
+    """The pattern of a CJK term: literal chunks with optional spaces between them (valid in both Python
+    re and google-re2 syntax, so it is its own prefilter anchor)."""
+    return _CJK_GAP.join(re.escape(c) for c in fold(text).split(" "))
 
 
 def _latin_body(text: str) -> tuple[str, str, str]:
     """(pattern without boundaries, literal prefix, anchor) of a Latin phrase. A phrase written with a
     capital first letter is a name (Abe, Kan, Entity List): plural ``s`` only, no other inflection. The
-    anchor, the literal the prefilter looks for, is the phrase's longest fixed word."""
+    anchor, what the prefilter looks for, is the phrase's fixed text: its words with any gap between them,
+    the last one cut to the stem its inflections share."""
     words = [w for w in re.split(r"[\s\-\u2010-\u2015]+", text) if w]
     name = words[0][:1].isupper()
     folded = [fold(w) for w in words]
     last = re.escape(folded[-1]) + "s?" if name and folded[-1].isalpha() else _inflected(folded[-1])
     body = _WORD_GAP.join([re.escape(w) for w in folded[:-1]] + [last])
     stems = [*folded[:-1], folded[-1] if name else _stem(folded[-1])]
-    return body, stems[0], max(stems, key=len)
+    return body, stems[0], _RE2_WORD_GAP.join(re.escape(stem) for stem in stems)
 
 
 def compile_term(source: str) -> Term:
     """Raise ValueError for an empty term."""
     text = _normalized(source)
     if has_cjk(text):
-        body, anchor = _cjk_body(text)
-        return Term(source, re.compile(body), lower=True, anchors=(anchor,))
+        body = _cjk_body(text)
+        return Term(source, re.compile(body), lower=True, anchors=(body,))
     if _ACRONYM.fullmatch(text):
         cased = fold(text, lower=False)
-        return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False, anchors=(cased,))
+        return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False,
+                    anchors=(re.escape(cased),))
     body, prefix, anchor = _latin_body(text)
     assert body.startswith(re.escape(prefix)), (body, prefix)
     return Term(source, re.compile(_bounded(prefix, body[len(re.escape(prefix)):], _LATIN)), lower=True,
@@ -138,18 +144,19 @@ def compile_sequence(parts: list[str]) -> Term:
         folded = [fold(t) for t in texts]
         if any(" " in f for f in folded):
             raise ValueError("any_order CJK parts are written without spaces")
-        # One separator, the same between every part (中日韩, 中、日、韩, 한·중·일), so that every written form
-        # is a literal the prefilter can look for: no single-character anchors that occur everywhere.
+        # One separator, the same between every part (中日韩, 中、日、韩, 한·중·일, not 한·중일). The prefilter
+        # anchor allows any separator (RE2 has no back-references): a superset, as an anchor must be.
         body = f"({_CJK_SEPARATOR}?)".join(re.escape(f) for f in folded[:2])
         body += "".join(r"\1" + re.escape(f) for f in folded[2:])
-        anchors = tuple(sep.join(folded) for sep in ("", *_CJK_SEPARATORS))
-        return Term("".join(texts), re.compile(body), lower=True, anchors=anchors)
+        anchor = f"{_CJK_SEPARATOR}?".join(re.escape(f) for f in folded)
+        return Term("".join(texts), re.compile(body), lower=True, anchors=(anchor,))
     if any(has_cjk(t) for t in texts):
         raise ValueError("any_order parts must be all CJK or all Latin script")
     bodies = [(re.escape(fold(t)), fold(t).split(" ")[0]) for t in texts]
     body = _LATIN_JOIN.join(b.replace(r"\ ", _WORD_GAP) for b, _ in bodies)
-    anchor = bodies[0][1]
-    return Term("-".join(texts), re.compile(_bounded(anchor, body[len(re.escape(anchor)):], _LATIN)), lower=True,
+    first = bodies[0][1]
+    anchor = _RE2_LATIN_JOIN.join(b.replace(r"\ ", _RE2_WORD_GAP) for b, _ in bodies)
+    return Term("-".join(texts), re.compile(_bounded(first, body[len(re.escape(first)):], _LATIN)), lower=True,
                 anchors=(anchor,))
 
 
