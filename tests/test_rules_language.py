@@ -205,3 +205,25 @@ def test_folded_offsets_map_back_to_the_character_they_came_from() -> None:
                 assert 0 <= back < len(original)
                 assert char in fold(original[back], lower) or char in fold(original[max(0, back - 1):back + 2],
                                                                             lower), (original, index)
+
+
+def test_sentence_spans_looked_up_locally_equal_a_full_scan() -> None:
+    """Layout finds a sentence by looking outwards from an offset (and remembers it); the answer must be
+    the one a scan of every sentence end in the whole text gives, window cap included."""
+    from bisect import bisect_right
+
+    from monitor.rules.text import _SENTENCE_END, MAX_SENTENCE_CHARS, Layout, _ends_sentence
+
+    rng = random.Random(11)
+    texts = [r.article.text for r in read_documents(str(DATA / "articles.jsonl"))]
+    texts.append(("A long run-on sentence without an end " * 120) + ". Short one. " + "x" * 40)
+    for text in texts:
+        ends = [m.end() for m in _SENTENCE_END.finditer(text) if _ends_sentence(text, m)]
+        layout = Layout(text)
+        offsets = [o for o in (rng.randrange(len(text)) for _ in range(60)) if text[o].isalnum()]
+        for offset in offsets + offsets[::-1]:  # the second pass answers from what was remembered
+            at = bisect_right(ends, offset)
+            left = ends[at - 1] if at else 0
+            right = ends[at] if at < len(ends) else len(text)
+            expected = (max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS))
+            assert layout.sentence_span(offset) == expected

@@ -148,24 +148,36 @@ def _ends_sentence(text: str, match: re.Match[str]) -> bool:
 
 class Layout:
     """Sentences and words of one text: sentences end at . ! ? 。 and blank or indented new lines, not at
-    abbreviations (found in one pass, on first use); words are runs of letters or digits, and each Chinese
-    or Japanese character counts as half a word."""
+    abbreviations; words are runs of letters or digits, and each Chinese or Japanese character counts as half
+    a word. A sentence is found by looking outwards from an offset (at most MAX_SENTENCE_CHARS each way), so
+    a long text costs only around the places asked about; sentences found are remembered."""
 
-    __slots__ = ("_ends", "_text")
+    __slots__ = ("_known", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._ends: list[int] | None = None
+        self._known: list[tuple[int, int]] = []  # whole sentences found so far (never overlapping)
 
     def sentence_span(self, offset: int) -> tuple[int, int]:
         """(start, end) of the sentence holding ``offset``, at most MAX_SENTENCE_CHARS on either side."""
-        if self._ends is None:
-            text = self._text
-            self._ends = [m.end() for m in _SENTENCE_END.finditer(text) if _ends_sentence(text, m)]
-        index = bisect_right(self._ends, offset)
-        left = self._ends[index - 1] if index else 0
-        right = self._ends[index] if index < len(self._ends) else len(self._text)
-        return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
+        for left, right in self._known:
+            if left <= offset < right:
+                return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
+        text = self._text
+        low, high = max(0, offset - MAX_SENTENCE_CHARS), min(len(text), offset + MAX_SENTENCE_CHARS)
+        left = low
+        for m in reversed(list(_SENTENCE_END.finditer(text, low, offset))):
+            if _ends_sentence(text, m):
+                left = m.end()
+                break
+        right = high
+        for m in _SENTENCE_END.finditer(text, offset, high):
+            if m.end() > offset and _ends_sentence(text, m):
+                right = m.end()
+                break
+        if (left > low or low == 0) and (right < high or high == len(text)):
+            self._known.append((left, right))  # bounded by real ends, not by the window: the same for any offset
+        return left, right
 
     def words_between(self, end: int, start: int) -> float:
         """Words from ``end`` (the end of one hit) to ``start`` (the start of a later one); 0 if they overlap.
