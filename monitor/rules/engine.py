@@ -82,8 +82,8 @@ class Prefilter:
 
     @classmethod
     def of(cls, terms: Iterable[Term]) -> Prefilter:
-        terms = list(terms)
-        return cls({lower: [a for t in terms if t.lower is lower for a in t.anchors] for lower in (True, False)})
+        keys = [key for term in terms for key in term.keys]
+        return cls({lower: [anchor for is_lower, anchor in keys if is_lower is lower] for lower in (True, False)})
 
     def present(self, folded_text: str, lower: bool) -> frozenset[str]:
         sets = self._sets.get(lower)

@@ -61,8 +61,9 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Term:
-    """Every match of ``pattern`` contains a match of one of ``anchors``: google-re2 patterns over the
-    lower-case or cased fold (as ``lower`` says) that the prefilter looks for all at once. They are the
+    """``pattern`` runs on the lower-case or the cased fold, as ``lower`` says. Every match of it contains,
+    in the lower-case fold, a match of one of ``anchors``: google-re2 patterns the prefilter looks for all
+    at once. They are the
     term's fixed text (a phrase's words with the gaps between them, the last word's stem), so a term runs
     its own pattern only on fields where its words occur as written. No anchors (regex): it always runs."""
 
@@ -73,7 +74,9 @@ class Term:
 
     @property
     def keys(self) -> tuple[tuple[bool, str], ...]:
-        return tuple((self.lower, anchor) for anchor in self.anchors)
+        """Prefilter keys. Every anchor is looked for in the lower-case fold, the one pass per field: a cased
+        term (an acronym) has its anchor in lower case, a superset of its matches (its pattern checks case)."""
+        return tuple((True, anchor) for anchor in self.anchors)
 
 
 def _inflected(word: str) -> str:
@@ -128,7 +131,7 @@ def compile_term(source: str) -> Term:
     if _ACRONYM.fullmatch(text):
         cased = fold(text, lower=False)
         return Term(source, re.compile(_bounded(cased, "s?", "0-9A-Za-z")), lower=False,
-                    anchors=(re.escape(cased),))
+                    anchors=(re.escape(cased.lower()),))
     body, prefix, anchor = _latin_body(text)
     assert body.startswith(re.escape(prefix)), (body, prefix)
     return Term(source, re.compile(_bounded(prefix, body[len(re.escape(prefix)):], _LATIN)), lower=True,

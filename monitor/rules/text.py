@@ -146,6 +146,16 @@ def _ends_sentence(text: str, match: re.Match[str]) -> bool:
     return not ((len(word) == 1 and word.isalpha()) or "." in word or word.lower() in _ABBREVIATIONS)
 
 
+_END_RUN = frozenset(".!?。！？\"'”’」』)] \t\n")  # every character a _SENTENCE_END match can contain
+
+
+def _run_start(text: str, index: int) -> int:
+    """``index`` moved back to the start of the run of sentence-end characters it is in (if any)."""
+    while index > 0 and text[index - 1] in _END_RUN:
+        index -= 1
+    return index
+
+
 class Layout:
     """Sentences and words of one text: sentences end at . ! ? 。 and blank or indented new lines, not at
     abbreviations; words are runs of letters or digits, and each Chinese or Japanese character counts as half
@@ -165,11 +175,7 @@ class Layout:
                 return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
         text = self._text
         low, high = max(0, offset - MAX_SENTENCE_CHARS), min(len(text), offset + MAX_SENTENCE_CHARS)
-        left = low
-        for m in reversed(list(_SENTENCE_END.finditer(text, low, offset))):
-            if _ends_sentence(text, m):
-                left = m.end()
-                break
+        left = self._end_before(offset, low)
         right = high
         for m in _SENTENCE_END.finditer(text, offset, high):
             if m.end() > offset and _ends_sentence(text, m):
@@ -178,6 +184,21 @@ class Layout:
         if (left > low or low == 0) and (right < high or high == len(text)):
             self._known.append((left, right))  # bounded by real ends, not by the window: the same for any offset
         return left, right
+
+    def _end_before(self, offset: int, low: int) -> int:
+        """The last sentence end at or before ``offset`` (``low`` if none is after it), looked for in windows
+        growing backwards from ``offset``. Each window starts where no sentence-end match can straddle it
+        (after a character no such match contains), so it finds what a scan of the whole text finds."""
+        text = self._text
+        high, size = offset, 256
+        while True:
+            start = _run_start(text, max(low, offset - size))
+            for m in reversed(list(_SENTENCE_END.finditer(text, start, high))):
+                if _ends_sentence(text, m):
+                    return max(m.end(), low)
+            if start <= low:
+                return low
+            high, size = start, size * 4
 
     def words_between(self, end: int, start: int) -> float:
         """Words from ``end`` (the end of one hit) to ``start`` (the start of a later one); 0 if they overlap.
