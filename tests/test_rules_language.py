@@ -64,6 +64,10 @@ CASES = [
     # regex: RE2 syntax
     ("  regex: 'HS ?\\d{4}'", doc("goods under HS 8541 were listed"), True),
     ("  regex: 'HS ?\\d{4}'", doc("goods under HS 85 were listed"), False),
+    # Chinese characters in a regex match their Traditional and Simplified forms, inside classes too
+    ("  regex: '加[征徵]关税'", doc("美國宣布對中國商品加徵關稅"), True),
+    ("  regex: '[关]税'", doc("關稅"), True),
+    ("  regex: '[^关]税'", doc("關稅"), False),
     # lang and tags predicates
     ("  all: [summit, {lang: ko}]", doc("summit", lang="ko"), True),
     ("  all: [summit, {lang: ko}]", doc("summit", lang="en"), False),
@@ -227,3 +231,20 @@ def test_sentence_spans_looked_up_locally_equal_a_full_scan() -> None:
             right = ends[at] if at < len(ends) else len(text)
             expected = (max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS))
             assert layout.sentence_span(offset) == expected
+
+
+_ALPHABET = ["a", "Z", " ", "中", "關", "한", "カ", "，", "：", "（", "Ａ", "ｶ", "\uff9e", "ﬁ", "…", "㈱", "e",
+             "\u0301", "\u1100", "\u1161", "\u3131", "\u314f", "가", "\u11a8", "İ", "ß", "\U0001f600", "\u3000", "①"]
+
+
+def test_fast_folding_equals_folding_each_character() -> None:
+    """fold() takes C-speed paths when it can prove they give the per-character fold; compare with the
+    per-character table (the definition) on random mixes of the characters that make it hard: full-width
+    forms, combining marks, conjoining and compatibility jamo, half-width voiced marks, ligatures, emoji."""
+    from monitor.rules.text import _CASED, _LOWER
+
+    rng = random.Random(5)
+    for _ in range(3000):
+        text = "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 12)))
+        assert fold(text, False) == text.translate(_CASED), ascii(text)
+        assert fold(text, True) == text.translate(_LOWER), ascii(text)

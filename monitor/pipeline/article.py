@@ -55,3 +55,4 @@ def warm_up() -> None:
     parse_entries(_WARM_UP_FEED, FieldCaps())
     extracted = extract_text(_WARM_UP_PAGE, "https://example.org/a", 10_000)
     fold(extracted.text)
+    fold("全角，標點：（）")  # builds the table of characters NFKC changes (once per process)

@@ -19,7 +19,7 @@ from typing import Any
 
 import re2
 
-from monitor.rules.text import fold, has_cjk
+from monitor.rules.text import fold, han_literal, han_variants, has_cjk
 
 _LATIN = "0-9a-z\u00c0-\u024f"
 _ACRONYM = re.compile(r"[A-Z][A-Z0-9&\-]*[A-Z0-9]")
@@ -105,7 +105,7 @@ def _normalized(source: str) -> str:
 def _cjk_body(text: str) -> str:
     """The pattern of a CJK term: literal chunks with optional spaces between them (valid in both Python
     re and google-re2 syntax, so it is its own prefilter anchor)."""
-    return _CJK_GAP.join(re.escape(c) for c in fold(text).split(" "))
+    return _CJK_GAP.join(han_literal(c) for c in fold(text).split(" "))
 
 
 def _latin_body(text: str) -> tuple[str, str, str]:
@@ -149,9 +149,9 @@ def compile_sequence(parts: list[str]) -> Term:
             raise ValueError("any_order CJK parts are written without spaces")
         # One separator, the same between every part (中日韩, 中、日、韩, 한·중·일, not 한·중일). The prefilter
         # anchor allows any separator (RE2 has no back-references): a superset, as an anchor must be.
-        body = f"({_CJK_SEPARATOR}?)".join(re.escape(f) for f in folded[:2])
-        body += "".join(r"\1" + re.escape(f) for f in folded[2:])
-        anchor = f"{_CJK_SEPARATOR}?".join(re.escape(f) for f in folded)
+        body = f"({_CJK_SEPARATOR}?)".join(han_literal(f) for f in folded[:2])
+        body += "".join(r"\1" + han_literal(f) for f in folded[2:])
+        anchor = f"{_CJK_SEPARATOR}?".join(han_literal(f) for f in folded)
         return Term("".join(texts), re.compile(body), lower=True, anchors=(anchor,))
     if any(has_cjk(t) for t in texts):
         raise ValueError("any_order parts must be all CJK or all Latin script")
@@ -164,16 +164,62 @@ def compile_sequence(parts: list[str]) -> Term:
 
 
 def compile_regex(source: str) -> Term:
-    """A google-re2 pattern over the cased fold (NFKC, width and Chinese folding, case kept; write ``(?i)``
-    to ignore case). Raise ValueError for an empty, over-long or invalid pattern."""
+    """A google-re2 pattern over the cased fold (NFKC and width folding, case kept; write ``(?i)`` to ignore
+    case); Chinese characters written in it also match their Traditional/Simplified variants. Raise
+    ValueError for an empty, over-long or invalid pattern."""
     if not source:
         raise ValueError("empty regex")
     if len(source) > MAX_REGEX_CHARS:
         raise ValueError(f"regex longer than {MAX_REGEX_CHARS} characters")
-    pattern = Pattern(source)
+    pattern = Pattern(with_han_variants(source))
     if next(iter(pattern.finditer("")), None) is not None:
         raise ValueError("regex matches the empty string (it would match every document)")
     return Term(f"/{source}/", pattern, lower=False, anchors=())
+
+
+def with_han_variants(source: str) -> str:
+    """A regex with each Chinese character that is written literally (not as a range end) widened to its
+    Traditional/Simplified variants: 关税 → [关關][税稅] outside a class, [关税] → [关關税稅] inside one."""
+    out: list[str] = []
+    in_class = False
+    index = 0
+    while index < len(source):
+        char = source[index]
+        if char == "\\":
+            out.append(source[index:index + 2])
+            index += 2
+            continue
+        if in_class and char == "[" and source.startswith("[:", index):  # [[:alpha:]] inside a class
+            end = source.find(":]", index + 2)
+            if end != -1:
+                out.append(source[index:end + 2])
+                index = end + 2
+                continue
+        if char == "[" and not in_class:
+            in_class = True
+            opening = "[^" if source.startswith("[^", index) else "["
+            out.append(opening)
+            index += len(opening)
+            if source.startswith("]", index):  # a ']' first in a class is a literal
+                out.append("]")
+                index += 1
+            continue
+        if char == "]" and in_class:
+            in_class = False
+        elif not (in_class and (char == "-" or _range_end(source, index))):
+            variants = han_variants(char)
+            if len(variants) > 1:
+                char = variants if in_class else f"[{variants}]"
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _range_end(source: str, index: int) -> bool:
+    """Whether the character at ``index`` is an end of a range (a-z) inside a class."""
+    before = index >= 2 and source[index - 1] == "-" and source[index - 2] != "["
+    after = source.startswith("-", index + 1) and not source.startswith("-]", index + 1)
+    return before or after
 
 
 def _bounded(prefix: str, rest: str, letters: str) -> str:

@@ -1,7 +1,10 @@
-"""Text folding for matching: NFKC + width, lower case, Traditional → Simplified Chinese.
+"""Text folding for matching: NFKC (width, compatibility forms) and lower case, character by character.
 
-Folding works character by character so every position in the folded text maps back to a
-position in the original (explanations quote offsets into what the user actually sees).
+Every position in the folded text maps back to a position in the original (explanations quote offsets
+into what the user actually sees). Traditional and Simplified Chinese are not folded in the text: a term's
+Chinese characters become classes of their variants instead (``han_literal``: 关税 → [关關][税稅]), which
+matches the same texts as folding both sides to Simplified, without a per-character pass over every
+Chinese article.
 """
 
 from __future__ import annotations
@@ -9,8 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-
-import zhconv
+from functools import cache
 
 _CJK = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a3\uf900-\ufaff]")
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -30,8 +32,6 @@ class _FoldTable(dict[int, str]):
         folded = unicodedata.normalize("NFKC", chr(code))
         if self._lower:
             folded = folded.lower()
-        if _CJK.match(folded):
-            folded = zhconv.convert(folded, "zh-hans")
         if len(folded) != 1:
             self._resizing.add(chr(code))
             self._resizing_pattern = None
@@ -50,12 +50,67 @@ _LOWER = _FoldTable(lower=True)
 _CASED = _FoldTable(lower=False)
 
 
+@cache
+def _changing() -> re.Pattern[str]:
+    """The characters NFKC does not leave as they are (full-width forms, ligatures, compatibility characters),
+    and everything outside the Basic Multilingual Plane (not checked one by one). Built once per process."""
+    codes = [code for code in range(0x80, 0x10000)
+             if not 0xD800 <= code <= 0xDFFF and unicodedata.normalize("NFKC", chr(code)) != chr(code)]
+    ranges: list[list[int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    body = "".join(re.escape(chr(lo)) + ("-" + re.escape(chr(hi)) if hi > lo else "") for lo, hi in ranges)
+    return re.compile(f"[{body}\U00010000-\U0010ffff]")
+
+
 def fold(text: str, lower: bool = True) -> str:
-    if text.isascii() or (unicodedata.is_normalized("NFKC", text) and _HAN.search(text) is None):
-        # Nothing for NFKC or Chinese folding to change (Latin-script text with curly quotes and all,
-        # Korean in Hangul, Japanese kana): str.lower is the same per-character mapping, done in C.
+    """NFKC of each character on its own, then lower case (``lower``)."""
+    if text.isascii() or unicodedata.is_normalized("NFKC", text):
+        # Nothing for NFKC to change (most Latin-script and Korean text, Chinese without full-width
+        # punctuation): str.lower is the same per-character mapping, done in C.
+        return text.lower() if lower else text
+    found = set(_changing().findall(text))
+    folds = {char: unicodedata.normalize("NFKC", char) for char in found}
+    if not any(char in found for folded in folds.values() for char in folded):
+        # The same per-character fold, one str.replace per distinct character to change (usually a handful
+        # in a whole article: ，：（）) instead of a Python-level lookup per character. No replacement can
+        # feed another (checked just above).
+        for char, folded in folds.items():
+            text = text.replace(char, folded)
         return text.lower() if lower else text
     return text.translate(_LOWER if lower else _CASED)
+
+
+@cache
+def _han_variants() -> dict[str, str]:
+    """Each Chinese character that has Traditional/Simplified variants → all of them (the characters whose
+    Simplified form, per zhconv's single-character table, is the same)."""
+    from zhconv import zhconv as tables  # loaded only when a rule has Chinese terms
+
+    simplified = {k: v for k, v in tables.getdict("zh-hans").items()
+                  if len(k) == 1 and len(v) == 1 and _HAN.match(k)}
+    groups: dict[str, set[str]] = {}
+    for char in set(simplified) | set(simplified.values()):
+        groups.setdefault(simplified.get(char, char), set()).add(char)
+    return {char: "".join(sorted(group)) for group in groups.values() if len(group) > 1 for char in group}
+
+
+def han_variants(char: str) -> str:
+    """``char`` and its Traditional/Simplified variants (just ``char`` when it has none): 關 → 关關."""
+    return _han_variants().get(char, char) if _HAN.match(char) else char
+
+
+def han_literal(folded: str) -> str:
+    """A regex (Python re and google-re2 syntax alike) for the folded literal ``folded``, each Chinese
+    character as a class of its variants: 关税 → [关關][税稅]."""
+    parts = []
+    for char in folded:
+        variants = han_variants(char)
+        parts.append(f"[{variants}]" if len(variants) > 1 else re.escape(char))
+    return "".join(parts)
 
 
 def has_cjk(text: str) -> bool:
