@@ -204,6 +204,16 @@ def _ends_sentence(text: str, match: re.Match[str]) -> bool:
 _END_RUN = frozenset(".!?。！？\"'”’」』)] \t\n")  # every character a _SENTENCE_END match can contain
 
 
+_END_CHAR = re.compile(r"[.!?。！？\n]")  # every _SENTENCE_END match holds one of these
+
+
+def _run_end(text: str, index: int, limit: int) -> int:
+    """The end (at most ``limit``) of the run of sentence-end characters that ``index`` is in."""
+    while index < limit and text[index] in _END_RUN:
+        index += 1
+    return index
+
+
 def _run_start(text: str, index: int) -> int:
     """``index`` moved back to the start of the run of sentence-end characters it is in (if any)."""
     while index > 0 and text[index - 1] in _END_RUN:
@@ -231,29 +241,42 @@ class Layout:
         text = self._text
         low, high = max(0, offset - MAX_SENTENCE_CHARS), min(len(text), offset + MAX_SENTENCE_CHARS)
         left = self._end_before(offset, low)
-        right = high
-        for m in _SENTENCE_END.finditer(text, offset, high):
-            if m.end() > offset and _ends_sentence(text, m):
-                right = m.end()
-                break
+        right = self._end_after(offset, high)
         if (left > low or low == 0) and (right < high or high == len(text)):
             self._known.append((left, right))  # bounded by real ends, not by the window: the same for any offset
         return left, right
 
     def _end_before(self, offset: int, low: int) -> int:
-        """The last sentence end at or before ``offset`` (``low`` if none is after it), looked for in windows
-        growing backwards from ``offset``. Each window starts where no sentence-end match can straddle it
-        (after a character no such match contains), so it finds what a scan of the whole text finds."""
+        """The last sentence end at or before ``offset`` (``low`` if there is none after it). Every sentence
+        end holds one of . ! ? 。 ！ ？ or a new line: the nearest such character is found by searching the
+        reversed window (in C), then the sentence-end matches of the run of end characters around it are
+        read as a scan of the whole text would read them (no match reaches outside such a run)."""
         text = self._text
-        high, size = offset, 256
-        while True:
-            start = _run_start(text, max(low, offset - size))
-            for m in reversed(list(_SENTENCE_END.finditer(text, start, high))):
+        backwards = text[low:offset][::-1]
+        at = 0
+        while (found := _END_CHAR.search(backwards, at)) is not None:
+            index = offset - 1 - found.start()
+            start = _run_start(text, index)
+            for m in reversed(list(_SENTENCE_END.finditer(text, start, _run_end(text, index, offset)))):
                 if _ends_sentence(text, m):
                     return max(m.end(), low)
             if start <= low:
-                return low
-            high, size = start, size * 4
+                break
+            at = offset - start
+        return low
+
+    def _end_after(self, offset: int, high: int) -> int:
+        """The first sentence end after ``offset`` (``high`` if there is none before it)."""
+        text = self._text
+        at = offset
+        while (found := _END_CHAR.search(text, at, high)) is not None:
+            index = found.start()
+            stop = _run_end(text, index, high)
+            for m in _SENTENCE_END.finditer(text, max(_run_start(text, index), offset), stop):
+                if m.end() > offset and _ends_sentence(text, m):
+                    return m.end()
+            at = stop
+        return high
 
     def words_between(self, end: int, start: int) -> float:
         """Words from ``end`` (the end of one hit) to ``start`` (the start of a later one); 0 if they overlap.
