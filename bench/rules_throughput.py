@@ -11,15 +11,19 @@ and found in at most 2% of the documents (--max-share), as topic terms are,
 as `all: [any: [...], any: [...]]`, half of them with a `near` or `sentence` clause. One process, so every
 figure is per core.
 
-In each run, back to back over the same documents:
+In each run, over the same documents, in chunks of 250 documents with every variant timed on each chunk
+in turn (so the machine's drift, which is large here, falls on all of them alike):
 
 1. the engine (prefilter, boolean/proximity evaluation, explanations) with the shipped rules + N extra rules,
-   for each N of --steps (flatness: cost as rules are added);
-2. baseline `re.search`: one compiled regex per rule (all its phrases, case-insensitive, word-bounded for
-   Latin), every rule searched in every document (on a sample of documents: it is slow);
-3. baseline google-re2 Set: the same patterns in one RE2 Set, one Match per document.
+   for each N of --steps (flatness: cost as rules are added; the generated rules match, so later steps
+   also produce more matches, each with its explanation);
+2. the engine with the shipped rules + N "silent" extra rules: the same rules with every phrase made
+   absent from the corpus, so the number of matches stays that of the shipped rules (cost of rules alone);
+3. baseline google-re2 Set: the extra rules' patterns in one RE2 Set, one Match per document;
+4. baseline `re.search`: one compiled regex per rule (all its phrases, case-insensitive, word-bounded for
+   Latin), every rule searched in every document (on a sample of --re-sample documents: it is slow).
 
-Medians over --runs; ratios are medians of per-run ratios (the machine's speed drifts between runs).
+Medians over --runs; ratios are medians of per-run ratios.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import re2
@@ -111,25 +116,17 @@ def python_patterns(extra: list[tuple[str, list[str]]]) -> list[str]:
     return patterns
 
 
-def time_engine(directory: Path, docs: list[Article]) -> float:
+def engine_timer(directory: Path) -> Callable[[list[Article]], int]:
     rules = load_rules(directory)
-    start = time.perf_counter()
-    for doc in docs:
-        rules.match(doc)
-    return len(docs) / (time.perf_counter() - start)
+    return lambda docs: sum(len(rules.match(doc)) for doc in docs)
 
 
-def time_re_search(patterns: list[str], docs: list[Article]) -> float:
+def re_search_timer(patterns: list[str]) -> Callable[[list[Article]], int]:
     compiled = [re.compile(p, re.IGNORECASE) for p in patterns]
-    start = time.perf_counter()
-    for doc in docs:
-        text = doc.title + "\n" + doc.text
-        for pattern in compiled:
-            pattern.search(text)
-    return len(docs) / (time.perf_counter() - start)
+    return lambda docs: sum(1 for doc in docs for p in compiled if p.search(doc.title + "\n" + doc.text))
 
 
-def time_re2_set(patterns: list[str], docs: list[Article]) -> float:
+def re2_set_timer(patterns: list[str]) -> Callable[[list[Article]], int]:
     options = re2.Options()
     options.case_sensitive = False
     options.log_errors = False
@@ -137,10 +134,27 @@ def time_re2_set(patterns: list[str], docs: list[Article]) -> float:
     for pattern in patterns:
         regex_set.Add(pattern)
     regex_set.Compile()
-    start = time.perf_counter()
-    for doc in docs:
-        regex_set.Match(doc.title + "\n" + doc.text)
-    return len(docs) / (time.perf_counter() - start)
+    return lambda docs: sum(len(regex_set.Match(doc.title + "\n" + doc.text) or ()) for doc in docs)
+
+
+def silenced(pool: list[str]) -> list[str]:
+    """The same phrases made absent from the corpus (an invented word or two characters appended)."""
+    return [p + (" qxzvk" if p.isascii() else "乂乂") for p in pool]
+
+
+def interleaved(timers: dict[str, Callable[[list[Article]], int]], docs: list[Article], chunk: int = 250
+                ) -> dict[str, tuple[float, int]]:
+    """(documents/s, results) per timer, every timer run on each chunk in turn (rotating the order)."""
+    seconds = dict.fromkeys(timers, 0.0)
+    results = dict.fromkeys(timers, 0)
+    names = list(timers)
+    for index, start in enumerate(range(0, len(docs), chunk)):
+        part = docs[start : start + chunk]
+        for name in names[index % len(names):] + names[: index % len(names)]:
+            began = time.perf_counter()
+            results[name] += timers[name](part)
+            seconds[name] += time.perf_counter() - began
+    return {name: (len(docs) / seconds[name], results[name]) for name in names}
 
 
 def main() -> None:
@@ -157,39 +171,44 @@ def main() -> None:
     docs = load_documents(args.corpus)
     megabytes = sum(len(d.title.encode()) + len(d.text.encode()) for d in docs) / 1e6
     rng = random.Random(20261123)
-    extra = generated_rules(args.extra, phrase_pool(docs, rng, args.max_share), rng)
+    pool = phrase_pool(docs, rng, args.max_share)
+    extra = generated_rules(args.extra, pool, random.Random(1))
+    quiet = generated_rules(args.extra, silenced(pool), random.Random(1))
     steps = [int(s) for s in args.steps.split(",")]
-    dirs = {n: rules_dir(ROOT / "rules", extra[:n]) for n in steps}
+    timers = {f"engine+{n}": engine_timer(rules_dir(ROOT / "rules", extra[:n])) for n in steps}
+    top = steps[-1]
+    timers[f"silent+{top}"] = engine_timer(rules_dir(ROOT / "rules", quiet[:top]))
     patterns = python_patterns(extra)
+    timers["re2.Set"] = re2_set_timer(patterns)
+    searcher = re_search_timer(patterns)
     sample = rng.sample(docs, min(args.re_sample, len(docs)))
     print(f"{len(docs)} documents, {megabytes:.1f} MB, {megabytes * 1e6 / len(docs):.0f} bytes/doc; "
           f"{len(extra)} extra rules, {sum(len(p) for _, p in extra)} phrases", flush=True)
-    time_engine(dirs[steps[-1]], docs[:500])  # warm up: imports, folding tables
+    interleaved(timers, docs[:500])  # warm up: imports, folding tables, RE2 caches
 
-    results: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {}
+    found: dict[str, int] = {}
     for run in range(args.runs):
-        row = {f"engine+{n}": time_engine(dirs[n], docs) for n in steps}
-        row["re.search"] = time_re_search(patterns, sample)
-        row["re2.Set"] = time_re2_set(patterns, docs)
-        for key, value in row.items():
-            results.setdefault(key, []).append(value)
-        print(f"run {run + 1}: " + "  ".join(f"{k} {v:,.0f}/s" for k, v in row.items()), flush=True)
+        row = interleaved(timers, docs)
+        row["re.search"] = interleaved({"re.search": searcher}, sample)["re.search"]
+        for key, (rate, count) in row.items():
+            rates.setdefault(key, []).append(rate)
+            found[key] = count
+        print(f"run {run + 1}: " + "  ".join(f"{k} {v:,.0f}/s" for k, (v, _) in row.items()), flush=True)
 
-    print("\nmedians (documents/s per core, MB/s per core):")
+    print("\nmedians (documents/s per core, MB/s per core, matches per document):")
     per_doc_mb = megabytes / len(docs)
-    for key, values in results.items():
+    for key, values in rates.items():
         median = statistics.median(values)
-        print(f"  {key:12} {median:>10,.0f} docs/s  {median * per_doc_mb:7.2f} MB/s")
-    top = f"engine+{steps[-1]}"
-    ratios = {
-        "engine / re.search": statistics.median(e / r for e, r in zip(results[top], results["re.search"], strict=True)),
-        "engine / re2.Set": statistics.median(e / s for e, s in zip(results[top], results["re2.Set"], strict=True)),
-        f"engine+{steps[-1]} / engine+{steps[0]}": statistics.median(
-            a / b for a, b in zip(results[top], results[f"engine+{steps[0]}"], strict=True)),
-    }
-    for key, value in ratios.items():
-        print(f"  {key:24} {value:.3f}")
+        matches = f"{found[key] / len(docs):5.2f}" if key.startswith(("engine", "silent")) else "    -"
+        print(f"  {key:12} {median:>10,.0f} docs/s  {median * per_doc_mb:7.2f} MB/s  {matches}")
 
+    def ratio(a: str, b: str) -> float:
+        return statistics.median(x / y for x, y in zip(rates[a], rates[b], strict=True))
+
+    for a, b in ((f"engine+{top}", "re.search"), (f"engine+{top}", "re2.Set"),
+                 (f"engine+{top}", f"engine+{steps[0]}"), (f"silent+{top}", f"engine+{steps[0]}")):
+        print(f"  {a + ' / ' + b:28} {ratio(a, b):.3f}")
 
 if __name__ == "__main__":
     main()
