@@ -8,7 +8,7 @@ import pytest
 
 from monitor.errors import ConfigError
 from monitor.models import Article
-from monitor.rules.engine import Document
+from monitor.rules.document import Document
 from monitor.rules.loader import load_rules
 
 ROOT = Path(__file__).parent.parent

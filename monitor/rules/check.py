@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from monitor.models import Article
-from monitor.rules.engine import CompiledRule, Document, RuleSet
+from monitor.rules.document import Document
+from monitor.rules.engine import CompiledRule, RuleSet
 
 
 @dataclass(frozen=True)

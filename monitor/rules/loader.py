@@ -19,26 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import ConfigError
 from monitor.models import Article
-from monitor.rules.engine import (
-    CONTENT_FIELDS,
-    FIELDS,
-    MAX_HITS_PER_TERM,
-    AllNode,
-    AnyNode,
-    CompiledRule,
-    Example,
-    ExceptNode,
-    LangNode,
-    MinNode,
-    NearNode,
-    Node,
-    NotNode,
-    Prefilter,
-    RuleSet,
-    SentenceNode,
-    TagsNode,
-    TermsNode,
-)
+from monitor.rules.document import CONTENT_FIELDS, FIELDS, MAX_HITS_PER_TERM
+from monitor.rules.engine import CompiledRule, Example, RuleSet
+from monitor.rules.nodes import AllNode, AnyNode, ExceptNode, LangNode, MinNode, Node, NotNode, TagsNode, TermsNode
+from monitor.rules.prefilter import Prefilter
+from monitor.rules.proximity import NearNode, SentenceNode
 from monitor.rules.terms import Term, compile_regex, compile_sequence, compile_term
 from monitor.rules.text import MAX_WITHIN_WORDS as MAX_WITHIN
 from monitor.yamlfile import line_of, load_yaml, without_line
