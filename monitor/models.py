@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,11 @@ class Article:
     extract_error: str | None = None
 
 
-@dataclass(frozen=True)
-class TermHit:
+class TermHit(NamedTuple):
+    """One occurrence of a term: field and character offsets into the original text. Immutable like the
+    other models, but a NamedTuple: the matcher builds thousands per article, 2-3x faster than a frozen
+    dataclass."""
+
     term: str
     field: str
     start: int

@@ -77,14 +77,17 @@ class Document:
         if not field_text.original:
             return []
         folded = field_text.folded(term.lower)
-        size = len(field_text.original)
+        original = field_text.original
+        size = len(original)
+        same = len(folded.text) == size  # offsets need no mapping back
         found: list[TermHit] = []
         for m in term.pattern.finditer(folded.text):
-            if m.end() == m.start():  # an empty regex match marks no text
+            start, end = m.span()
+            if end == start:  # an empty regex match marks no text
                 continue
-            start = folded.to_original(m.start(), size)
-            end = folded.to_original(m.end() - 1, size) + 1
-            found.append(TermHit(term.source, name, start, end, field_text.original[start:end]))
+            if not same:
+                start, end = folded.to_original(start, size), folded.to_original(end - 1, size) + 1
+            found.append(TermHit(term.source, name, start, end, original[start:end]))
             if len(found) >= MAX_HITS_PER_TERM:
                 break
         return found

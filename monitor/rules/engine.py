@@ -85,24 +85,29 @@ class RuleSet:
 
 
 def best_snippet(doc: Document, hits: tuple[TermHit, ...]) -> tuple[str, str]:
-    """The sentence holding the most distinct matched terms (content fields first, earliest field wins
-    ties); long sentences are cut around their first hit."""
-    best: tuple[int, int, int, int, str] | None = None
-    for hit in hits:
-        if hit.field not in CONTENT_FIELDS:
-            continue
-        left, right = doc.fields[hit.field].layout.sentence_span(hit.start)
-        terms = {h.term for h in hits if h.field == hit.field and left <= h.start < right}
-        score = (len(terms), -CONTENT_FIELDS.index(hit.field))
-        if best is None or score > (best[0], best[1]):
-            best = (len(terms), -CONTENT_FIELDS.index(hit.field), left, right, hit.field)
+    """The sentence holding the most distinct matched terms (ties: the earliest field, then the earliest
+    sentence); long sentences are cut around their first hit. Each sentence is looked up once: hits are
+    taken in order of position and grouped by the sentence of the first one."""
+    best: tuple[int, int, int, str] | None = None  # (distinct terms, left, right, field)
+    for name in CONTENT_FIELDS:
+        ordered = sorted((h.start, h.term) for h in hits if h.field == name)
+        layout = doc.fields[name].layout
+        index = 0
+        while index < len(ordered):
+            left, right = layout.sentence_span(ordered[index][0])
+            terms = set()
+            while index < len(ordered) and ordered[index][0] < right:
+                terms.add(ordered[index][1])
+                index += 1
+            if best is None or len(terms) > best[0]:
+                best = (len(terms), left, right, name)
     if best is None:
         return "", ""
-    *_, left, right, name = best
+    _, left, right, name = best
     text = doc.fields[name].original
     sentence = text[left:right].strip()
     if len(sentence) > SNIPPET_CHARS:
-        anchor = next(h for h in hits if h.field == name and left <= h.start < right)
-        begin = max(left, anchor.start - SNIPPET_CHARS // 2)
+        first = min(h.start for h in hits if h.field == name and left <= h.start < right)
+        begin = max(left, first - SNIPPET_CHARS // 2)
         sentence = "…" + text[begin : begin + SNIPPET_CHARS].strip() + "…"
     return sentence, name
