@@ -7,11 +7,11 @@ import copy
 from collections.abc import Iterable
 
 from monitor.models import Article, TermHit
-from monitor.rules.prefilter import Prefilter
+from monitor.rules.prefilter import ALL_FIELDS, Prefilter
 from monitor.rules.terms import Term
 from monitor.rules.text import FieldText
 
-FIELDS = ("title", "summary", "text", "url", "feed")
+FIELDS = ALL_FIELDS
 CONTENT_FIELDS = ("title", "summary", "text")
 MAX_HITS_PER_TERM = 20
 
@@ -50,9 +50,10 @@ class Document:
             return None
         found = self._present.get(lower)
         if found is None:
-            by_field = self._present_in[lower] = {
-                name: self._prefilter.present(f.folded(lower).text, lower) if f.original else frozenset()
-                for name, f in self.fields.items()}
+            by_field = self._present_in[lower] = dict.fromkeys(self.fields, frozenset())
+            for name in self._prefilter.fields:  # fields no term is searched in are not read
+                if self.fields[name].original:
+                    by_field[name] = self._prefilter.present(self.fields[name].folded(lower).text, lower)
             found = self._present[lower] = frozenset().union(*by_field.values())
         return found
 

@@ -354,7 +354,17 @@ def load_rules(directory: Path) -> RuleSet:
                 raise ConfigError(f"{path}:{line_of(raw, 1)}: rule id {rule.id!r} already defined in {seen[rule.id]}")
             seen[rule.id] = str(path)
             rules.append(rule)
-    return RuleSet(tuple(rules), Prefilter.of(terms.values()))
+    fields = set().union(*(_searched_fields(rule.root) for rule in rules))
+    return RuleSet(tuple(rules), Prefilter.of(terms.values(), fields))
+
+
+def _searched_fields(node: Node) -> set[str]:
+    """The fields the terms under ``node`` are searched in (the prefilter reads only those)."""
+    if isinstance(node, TermsNode):
+        return set(node.fields)
+    children: list[Node] = list(getattr(node, "children", ()))
+    children += [child for name in ("child", "mask") if (child := getattr(node, name, None)) is not None]
+    return set().union(*(_searched_fields(child) for child in children))
 
 
 __all__ = ["load_rules"]

@@ -13,6 +13,7 @@ from monitor.rules.terms import Term
 
 PREFILTER_MAX_MEM = 64 << 20  # RE2's budget for the anchor sets' automata (per process)
 Key = tuple[bool, str]  # (looked for in the lower-case fold, anchor pattern)
+ALL_FIELDS = ("title", "summary", "text", "url", "feed")
 
 
 # Scripts whose anchors get their own RE2 Set. One automaton over anchors of several scripts has a
@@ -65,8 +66,9 @@ class Prefilter:
     group and script: one linear, DFA-speed pass per field and script present says which anchors occur
     in it (without reporting every occurrence)."""
 
-    def __init__(self, anchors: dict[bool, Iterable[str]]) -> None:
+    def __init__(self, anchors: dict[bool, Iterable[str]], fields: Iterable[str] = ALL_FIELDS) -> None:
         self._anchors = {lower: tuple(sorted(set(items))) for lower, items in anchors.items()}
+        self.fields = tuple(f for f in ALL_FIELDS if f in set(fields))  # the fields any term is searched in
         self._sets: dict[bool, list[tuple[tuple[bytes, ...] | None, _AnchorSet]]] = {}
         leads = {name: lead_bytes for name, _, lead_bytes in _SCRIPTS}
         for lower, items in self._anchors.items():
@@ -81,9 +83,10 @@ class Prefilter:
         return bool(self._sets.get(False))
 
     @classmethod
-    def of(cls, terms: Iterable[Term]) -> Prefilter:
+    def of(cls, terms: Iterable[Term], fields: Iterable[str] = ALL_FIELDS) -> Prefilter:
         keys = [key for term in terms for key in term.keys]
-        return cls({lower: [anchor for is_lower, anchor in keys if is_lower is lower] for lower in (True, False)})
+        return cls({lower: [anchor for is_lower, anchor in keys if is_lower is lower] for lower in (True, False)},
+                   fields)
 
     def present(self, folded_text: str, lower: bool) -> frozenset[str]:
         sets = self._sets.get(lower)
@@ -98,4 +101,4 @@ class Prefilter:
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its anchors (a compiled re2.Set does not pickle), rebuilt where it is loaded."""
-        return (Prefilter, (self._anchors,))
+        return (Prefilter, (self._anchors, self.fields))
