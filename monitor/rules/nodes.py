@@ -178,15 +178,9 @@ class AllNode:
         return own_hits(self, doc)
 
 
-@dataclass(frozen=True)
-class NotNode:
-    child: Node
-    path: str
-
-    def evaluate(self, doc: Document) -> Outcome:
-        if self.child.evaluate(doc).held:
-            return FAILED
-        return Outcome(True, [], [f"{self.path} (absent)"])
+class Predicate:
+    """A clause that finds no terms (not, lang, tags): it needs no anchor, is always possible, and has no
+    hits of its own."""
 
     def gates(self) -> list[frozenset[Key]]:
         return []
@@ -196,6 +190,17 @@ class NotNode:
 
     def superset(self, doc: Document) -> list[TermHit]:
         return []
+
+
+@dataclass(frozen=True)
+class NotNode(Predicate):
+    child: Node
+    path: str
+
+    def evaluate(self, doc: Document) -> Outcome:
+        if self.child.evaluate(doc).held:
+            return FAILED
+        return Outcome(True, [], [f"{self.path} (absent)"])
 
 
 @dataclass(frozen=True)
@@ -263,7 +268,7 @@ def held_children(children: tuple[Node, ...], doc: Document) -> list[Outcome] | 
 
 
 @dataclass(frozen=True)
-class LangNode:
+class LangNode(Predicate):
     """The article's language is one of ``langs`` (``zh`` also covers zh-TW, zh-Hant...)."""
 
     langs: frozenset[str]
@@ -274,18 +279,9 @@ class LangNode:
             return Outcome(True, [], [f"{self.path} {doc.lang!r}"])
         return FAILED
 
-    def gates(self) -> list[frozenset[Key]]:
-        return []
-
-    def possible(self, doc: Document) -> bool:
-        return True
-
-    def superset(self, doc: Document) -> list[TermHit]:
-        return []
-
 
 @dataclass(frozen=True)
-class TagsNode:
+class TagsNode(Predicate):
     """The article's feed carries one of ``tags`` (feeds.yaml ``tags:``)."""
 
     tags: frozenset[str]
@@ -294,12 +290,3 @@ class TagsNode:
     def evaluate(self, doc: Document) -> Outcome:
         common = sorted(doc.tags & self.tags)
         return Outcome(True, [], [f"{self.path} {common[0]!r}"]) if common else FAILED
-
-    def gates(self) -> list[frozenset[Key]]:
-        return []
-
-    def possible(self, doc: Document) -> bool:
-        return True
-
-    def superset(self, doc: Document) -> list[TermHit]:
-        return []

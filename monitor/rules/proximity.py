@@ -8,12 +8,35 @@ from operator import itemgetter
 
 from monitor.models import TermHit
 from monitor.rules.document import FIELDS, Document
-from monitor.rules.nodes import FAILED, LangNode, Node, NotNode, Outcome, TagsNode, all_gates, held_children
+from monitor.rules.nodes import FAILED, Node, Outcome, Predicate, all_gates, held_children
 from monitor.rules.prefilter import Key
 
 
+class Together:
+    """A clause whose children must all hold, close together: it needs every child's anchors, and its hits
+    are made of its term-finding children's hits."""
+
+    children: tuple[Node, ...]
+
+    def gates(self) -> list[frozenset[Key]]:
+        return all_gates(self.children)
+
+    def possible(self, doc: Document) -> bool:
+        return all(child.possible(doc) for child in self.children)
+
+    def superset(self, doc: Document) -> list[TermHit]:
+        found: list[TermHit] = []
+        for child in self.children:
+            if not isinstance(child, Predicate):
+                hits = child.superset(doc)
+                if not hits:
+                    return []
+                found += hits
+        return found
+
+
 @dataclass(frozen=True)
-class NearNode:
+class NearNode(Together):
     """Every child has a hit, and one hit of each lies within ``within`` words, in the same field."""
 
     children: tuple[Node, ...]
@@ -61,25 +84,9 @@ class NearNode:
             chosen[child] = hit
         return sorted(chosen.values(), key=lambda h: h.start)
 
-    def gates(self) -> list[frozenset[Key]]:
-        return all_gates(self.children)
-
-    def possible(self, doc: Document) -> bool:
-        return all(child.possible(doc) for child in self.children)
-
-    def superset(self, doc: Document) -> list[TermHit]:
-        """Its windows are made of its children's hits."""
-        found: list[TermHit] = []
-        for child in self.children:
-            hits = child.superset(doc)
-            if not hits:
-                return []
-            found += hits
-        return found
-
 
 @dataclass(frozen=True)
-class SentenceNode:
+class SentenceNode(Together):
     """Every child holds within one and the same sentence (``not`` children: does not hold there). Children are
     evaluated again on each candidate sentence — one holding a possible hit of every child that finds terms —
     so nesting is exact: a ``near`` child must have its whole window in that sentence."""
@@ -108,7 +115,7 @@ class SentenceNode:
         """Sentences (field index, span) that hold a possible hit of every child that finds terms, in order."""
         places: set[tuple[int, tuple[int, int]]] | None = None
         for child in self.children:
-            if isinstance(child, NotNode | LangNode | TagsNode):
+            if isinstance(child, Predicate):
                 continue
             hits = child.superset(doc)
             found = {(FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)) for h in hits}
@@ -116,19 +123,3 @@ class SentenceNode:
             if not places:
                 return []
         return sorted(places or ())
-
-    def gates(self) -> list[frozenset[Key]]:
-        return all_gates(self.children)
-
-    def possible(self, doc: Document) -> bool:
-        return all(child.possible(doc) for child in self.children)
-
-    def superset(self, doc: Document) -> list[TermHit]:
-        found: list[TermHit] = []
-        for child in self.children:
-            if not isinstance(child, NotNode | LangNode | TagsNode):
-                hits = child.superset(doc)
-                if not hits:
-                    return []
-                found += hits
-        return found
