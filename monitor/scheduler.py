@@ -48,7 +48,8 @@ def _reload(service: Service, requested: threading.Event) -> None:
 
 def run_service(service: Service, report: Callable[[str], None] = print) -> None:
     """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first. The rules
-    directory is checked for changes every `rules_reload_interval` seconds, and reloaded at once on SIGHUP."""
+    directory is checked for changes every `rules_reload_interval` seconds; after SIGHUP the next check reloads
+    it whether or not it changed."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         guarded("poll", lambda: poll_and_report(service, report)),
