@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
+from monitor.notify.destinations import load_destinations, unknown_routes
 from monitor.pipeline.article import warm_up
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.run import PollContext, Poller
@@ -37,7 +38,9 @@ class Service:
         check_runtime()
         self.settings = settings
         self.feeds: list[FeedSource] = load_feeds(settings.feeds_file)
-        self.rules_watcher = RulesWatcher(settings.rules_dir)
+        self.destinations = load_destinations(settings.destinations_file)
+        self.rules_watcher = RulesWatcher(settings.rules_dir,
+                                          validate=lambda rules: unknown_routes(rules, self.destinations))
         self.rules: RuleSet = self.rules_watcher.load()
         self.db = Database(settings.database_url)
         self.db.migrate()

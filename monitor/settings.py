@@ -28,6 +28,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///data/monitor.db"
     feeds_file: Path = Path("feeds.yaml")
     rules_dir: Path = Path("rules")
+    destinations_file: Path | None = None
     allow_private_networks: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
 
     connect_timeout: float = Field(10.0, gt=0, le=120)
@@ -51,6 +52,11 @@ class Settings(BaseSettings):
     poll_tick: float = Field(30.0, ge=0.1)
     rules_reload_interval: float = Field(5.0, ge=0.1, le=3600)
     log_level: str = "INFO"
+
+    @field_validator("destinations_file", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("allow_private_networks", mode="before")
     @classmethod

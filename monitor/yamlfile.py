@@ -7,6 +7,7 @@ A key written twice in one mapping is an error (plain YAML loaders silently keep
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +61,16 @@ _SafeLineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, 
 _LocatingLoader.add_constructor("tag:yaml.org,2002:str", _construct_located)
 
 
-def load_yaml(path: Path, what: str, locate: bool = False) -> Any:
+def load_yaml(path: Path, what: str, locate: bool = False, prepare: Callable[[str], str] | None = None) -> Any:
     """Parse ``path``; raise ConfigError("file:line: ...") for unreadable or invalid YAML, and for tags
-    that would construct objects (``!!python/object``...: a safe loader knows none of them)."""
+    that would construct objects (``!!python/object``...: a safe loader knows none of them). ``prepare``
+    rewrites the text before parsing (it must keep the lines where they are)."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read {what}: {getattr(exc, 'strerror', None) or exc}") from exc
+    if prepare is not None:
+        text = prepare(text)
     loader = _LocatingLoader if locate else _SafeLineLoader
     try:
         return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass

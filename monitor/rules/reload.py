@@ -45,17 +45,25 @@ def warn_failing_examples(rules: RuleSet) -> None:
 class RulesWatcher:
     """Remembers the directory's signature at the last load attempt; ``check`` reloads when it changed."""
 
-    def __init__(self, directory: Path, load: Callable[[Path], RuleSet] = load_rules) -> None:
+    def __init__(self, directory: Path, load: Callable[[Path], RuleSet] = load_rules,
+                 validate: Callable[[RuleSet], list[str]] | None = None) -> None:
         self.directory = directory
         self._load = load
+        self._validate = validate  # problems beyond the rule files themselves (routes to unknown destinations)
         self._signature = signature(directory)
         self.last_error: str | None = None
 
     def load(self) -> RuleSet:
         """The first load (errors propagate: the service must not start without rules)."""
         self._signature = signature(self.directory)
-        rules = self._load(self.directory)
+        rules = self._checked(self._load(self.directory))
         warn_failing_examples(rules)
+        return rules
+
+    def _checked(self, rules: RuleSet) -> RuleSet:
+        problems = self._validate(rules) if self._validate else []
+        if problems:
+            raise ConfigError("; ".join(problems))
         return rules
 
     def check(self, force: bool = False) -> RuleSet | None:
@@ -66,7 +74,7 @@ class RulesWatcher:
             return None
         self._signature = current
         try:
-            rules = self._load(self.directory)
+            rules = self._checked(self._load(self.directory))
         except ConfigError as exc:
             self.last_error = str(exc)
             log.error("event=rules_reload_failed error=%s keeping=previous rules", exc)

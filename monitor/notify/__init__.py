@@ -1,0 +1,1 @@
+"""Delivery: destinations, routing, the outbox and the notifiers (Slack, email, console)."""
