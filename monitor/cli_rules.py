@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from rich.table import Table
 
 from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
 from monitor.errors import ConfigError
+from monitor.notify.destinations import load_destinations
+from monitor.notify.routing import plan_deliveries
 from monitor.rules.check import check_examples
 from monitor.rules.corpus import CorpusDocument, read_documents, read_labels
 from monitor.rules.engine import RuleSet
@@ -150,11 +153,16 @@ def _print_scores(scores: list[RuleScore]) -> None:
 def replay_(
     since: Annotated[str, typer.Option(help="Articles stored since: ISO date/time, duration (30d), or 'all'.")] = "30d",
     rules_dir: RulesOption = None,
-    apply: Annotated[bool, typer.Option("--apply", help="Store the new matches (vanished ones are kept).")] = False,
+    apply: Annotated[bool, typer.Option("--apply", help="Store the new matches (vanished ones are kept) and "
+                                                        "queue their alerts (see --no-deliver).")] = False,
+    no_deliver: Annotated[bool, typer.Option("--no-deliver", help="With --apply: store the new matches without "
+                                                                  "queuing alerts for them (a back-fill).")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the rules over stored articles and print what differs from the stored matches: `new` (would match
-    now) and `vanished` (stored, no longer matching). Stored matches are history: nothing is deleted."""
+    now) and `vanished` (stored, no longer matching). Stored matches are history: nothing is deleted.
+    With --apply the new matches are stored and their alerts queued like a poll's (sent by `monitor
+    deliver` or the running service), except for articles already alerted to the same destination."""
     from monitor.feeds_file import load_feeds
     from monitor.rules.replay import replay
     from monitor.store.db import Database
@@ -163,6 +171,13 @@ def replay_(
     settings = settings_or_exit()
     rules = _load(rules_dir)
     when = None if since == "all" else parse_since(since)
+    plan = None
+    if apply and not no_deliver:
+        try:
+            destinations = load_destinations(settings.destinations_file)
+        except ConfigError as exc:
+            raise fail(exc) from exc
+        plan = partial(plan_deliveries, destinations=destinations)
     try:
         tags = {feed.name: feed.tags for feed in load_feeds(settings.feeds_file)}
     except ConfigError as exc:
@@ -187,10 +202,10 @@ def replay_(
             if apply and change.match is not None:
                 pending.append((change.article.id, change.match))
                 if len(pending) >= 500:
-                    stored += add_matches(db, pending, datetime.now(UTC))
+                    stored += add_matches(db, pending, datetime.now(UTC), plan)
                     pending.clear()
         if apply:
-            stored += add_matches(db, pending, datetime.now(UTC))
+            stored += add_matches(db, pending, datetime.now(UTC), plan)
     finally:
         db.dispose()
     summary = f"new: {counts['new']}  vanished: {counts['vanished']}"

@@ -125,6 +125,7 @@ class Match:
     rule_title: str
     severity: str
     explanation: Explanation
+    routes: tuple[str, ...] = ()  # the rule's destination names (empty: the default routes)
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from monitor.console import format_match
 from monitor.service import Service
-from monitor.store import queries
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +28,13 @@ def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
 
 
 def poll_and_report(service: Service, report: Callable[[str], None]) -> None:
-    """One scheduled round: poll due feeds, then print each new match (the console destination)."""
-    started = datetime.now(UTC)
-    summary = service.poll_due()
-    if summary.new_matches:
-        new = queries.list_matches(service.db, since=started, limit=summary.new_matches)
-        for match in reversed(new):
-            report(format_match(match))
+    """One scheduled round: poll due feeds, then send the alerts that are due (new matches, and earlier
+    ones whose retry time has come) — the console destination prints them with ``report``."""
+    service.poll_due()
+    summary = service.deliver(report)
+    if summary.sent or summary.errors:
+        log.info("event=deliver_round sent=%d retrying=%d failed=%d dead=%d", summary.sent, summary.retrying,
+                 summary.failed, summary.dead)
 
 
 def _reload(service: Service, requested: threading.Event) -> None:

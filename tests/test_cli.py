@@ -133,7 +133,8 @@ def test_help_on_every_command(tmp_path: Path) -> None:
     for args in (["--help"], ["run", "--help"], ["poll", "--help"], ["matches", "--help"], ["feeds", "--help"],
                  ["db", "upgrade", "--help"], ["rules", "--help"], ["rules", "check", "--help"],
                  ["rules", "test", "--help"], ["rules", "eval", "--help"], ["rules", "replay", "--help"],
-                 ["destinations", "--help"], ["destinations", "check", "--help"]):
+                 ["destinations", "--help"], ["destinations", "check", "--help"], ["deliver", "--help"],
+                 ["deliveries", "--help"]):
         result = monitor(args, dict(os.environ, PYTHONPATH=str(ROOT)), tmp_path)
         assert result.returncode == 0 and "Usage" in result.stdout, args
 

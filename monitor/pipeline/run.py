@@ -17,11 +17,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
 from monitor.models import Entry, FeedSource, PollSummary, ProcessedEntry, Validators
+from monitor.notify.destinations import EMBEDDED, Destinations
+from monitor.notify.routing import plan_deliveries
 from monitor.pipeline.article import build_article, extract_and_match
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.match import match_rules
@@ -45,7 +47,8 @@ class PollContext:
     db: Database
     fetcher: Fetcher
     pool: WorkerPool | InlinePool
-    rules: RuleSet
+    rules: RuleSet  # the first rules (Poller.set_rules swaps later ones in)
+    destinations: Destinations = EMBEDDED  # where new matches are queued (the outbox)
 
 
 def next_check(settings: Settings, feed: FeedSource, now: datetime, errors: int = 0,
@@ -167,6 +170,7 @@ class Poller:
         s = ctx.settings
         self._caps = FieldCaps(s.max_title_chars, s.max_summary_chars, s.max_entries_per_feed)
         self._rules = (ctx.rules, Context(next(_RULE_VERSIONS), ctx.rules))
+        self._plan = partial(plan_deliveries, destinations=ctx.destinations)
         self._page_threads = s.worker_count * 4 + 2
         self._pages = ThreadPoolExecutor(max_workers=self._page_threads, thread_name_prefix="page")
 
@@ -287,7 +291,7 @@ class Poller:
     def _store(self, work: _PendingFeed) -> PollSummary:
         processed = [item for item in work.results if item is not None]
         new_entries, new_matches = queries.store_entries(
-            self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn)
+            self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn, self._plan)
         log.info("feed=%s event=polled entries=%d new_entries=%d new_matches=%d",
                  work.feed.name, work.parsed_count, new_entries, new_matches)
         return PollSummary(feeds_ok=1, new_entries=new_entries, new_matches=new_matches)

@@ -45,7 +45,7 @@ class CompiledRule:
         hits = tuple(outcome.hits)
         snippet, snippet_field = best_snippet(doc, hits)
         explanation = Explanation(self.id, tuple(outcome.clauses), hits, snippet, snippet_field)
-        return Match(self.id, self.title, self.severity, explanation)
+        return Match(self.id, self.title, self.severity, explanation, self.routes)
 
 
 class RuleSet:

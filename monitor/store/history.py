@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from monitor.models import Match
 from monitor.store.db import Database
+from monitor.store.outbox import Plan, queue_deliveries
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
 _ARTICLES = ArticleRow.__table__  # type: ignore[attr-defined]
@@ -75,20 +76,28 @@ def _stored_rules(session: Session, ids: Sequence[int]) -> dict[int, set[str]]:
     return found
 
 
-def add_matches(db: Database, found: Sequence[tuple[int, Match]], now: datetime) -> int:
+def add_matches(db: Database, found: Sequence[tuple[int, Match]], now: datetime, plan: Plan | None = None) -> int:
     """Store replayed matches that are still missing (checked again inside the write transaction, so a
-    poll storing the same match meanwhile is not doubled). Returns how many were stored."""
+    poll storing the same match meanwhile is not doubled), and with ``plan`` queue their deliveries in the
+    same transaction (an article already queued for a destination is not queued there again). Returns
+    how many matches were stored."""
     if not found:
         return 0
     with db.write() as session:
         ids = sorted({article_id for article_id, _ in found})
         present = {(a, r) for a, r in session.execute(
             sa_select(_MATCHES.c.article_id, _MATCHES.c.rule_id).where(_MATCHES.c.article_id.in_(ids)))}
+        new = [(article_id, m) for article_id, m in found if (article_id, m.rule_id) not in present]
         rows = [
             {"article_id": article_id, "rule_id": m.rule_id, "rule_title": m.rule_title, "severity": m.severity,
              "explanation": json.dumps(m.explanation.as_dict(), ensure_ascii=False), "matched_at": now}
-            for article_id, m in found if (article_id, m.rule_id) not in present
+            for article_id, m in new
         ]
         if rows:
             session.execute(insert(_MATCHES), rows)
+        if plan is not None and new:
+            by_article: dict[int, list[Match]] = {}
+            for article_id, m in new:
+                by_article.setdefault(article_id, []).append(m)
+            queue_deliveries(session, [(a, tuple(ms)) for a, ms in by_article.items()], plan, now)
     return len(rows)

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from monitor.models import Entry, FeedSource, ProcessedEntry, Validators
 from monitor.pipeline.dedupe import article_key
 from monitor.store.db import Database
+from monitor.store.outbox import Plan, queue_deliveries
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
 _ENTRIES = EntryRow.__table__  # type: ignore[attr-defined]
@@ -161,9 +162,11 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -
 
 def store_entries(
     db: Database, feed_id: int, feed_name: str, processed: Iterable[ProcessedEntry], outcome: FeedOutcome,
-    guid_churn: int = 0,
+    guid_churn: int = 0, plan: Plan | None = None,
 ) -> tuple[int, int]:
-    """Store a feed's new entries, their articles and matches, and its fetch state — atomically.
+    """Store a feed's new entries, their articles, matches and outbox rows (``plan``: the deliveries of an
+    article's matches), and its fetch state — atomically: an alert is queued if and only if its match is
+    stored.
 
     Returns (new entries, new matches). Entries already stored (same key, or same URL under a
     changed GUID) are skipped; an article already stored is linked, never stored twice. A handful
@@ -193,6 +196,10 @@ def store_entries(
         ]
         if matches:
             session.execute(insert(MatchRow.__table__), matches)  # type: ignore[attr-defined]
+        if plan is not None:
+            queue_deliveries(session, [
+                (created[keys[id(i)]], i.matches) for i in _first_per_key(fresh, keys)
+                if keys[id(i)] in created and i.article is not None and i.matches], plan, outcome.checked_at)
         session.execute(update(_FEEDS).where(_FEEDS.c.id == feed_id).values(
             **_success_values(outcome), entries_seen=_FEEDS.c.entries_seen + len(fresh),
             guid_churn=_FEEDS.c.guid_churn + guid_churn))
@@ -279,23 +286,25 @@ class MatchView:
 
 
 def list_matches(db: Database, rule: str | None = None, since: datetime | None = None,
-                 limit: int = 50) -> list[MatchView]:
+                 limit: int = 50, article_ids: Sequence[int] | None = None) -> list[MatchView]:
     """Newest first."""
     query = select(MatchRow, ArticleRow).join(ArticleRow, col(ArticleRow.id) == MatchRow.article_id)
     if rule:
         query = query.where(MatchRow.rule_id == rule)
+    if article_ids is not None:
+        query = query.where(col(MatchRow.article_id).in_(list(article_ids)))
     if since:
         query = query.where(MatchRow.matched_at >= since)
     query = query.order_by(col(MatchRow.matched_at).desc(), col(MatchRow.id).desc()).limit(limit)
     with db.read() as session:
         rows = session.exec(query).all()
-        article_ids = {a.id for _, a in rows}
+        found = {a.id for _, a in rows}
         sources = session.exec(
             select(EntryRow.article_id, FeedRow.name)
             .join(FeedRow, col(FeedRow.id) == EntryRow.feed_id)
-            .where(col(EntryRow.article_id).in_(article_ids))
+            .where(col(EntryRow.article_id).in_(found))
             .order_by(col(EntryRow.id))
-        ).all() if article_ids else []
+        ).all() if found else []
     feeds: dict[int, list[str]] = {}
     for article_id, name in sources:
         names = feeds.setdefault(article_id, [])

@@ -72,3 +72,25 @@ class MatchRow(SQLModel, table=True):
     severity: str = Field(max_length=20)
     explanation: str = Field(sa_column=Column(Text, nullable=False))
     matched_at: datetime = Field(index=True)
+
+
+class DeliveryRow(SQLModel, table=True):
+    """The outbox: one row per (article, destination), written in the transaction that stores the
+    article's matches. ``sending`` marks a row handed to the provider; a row still ``sending`` when a
+    sender starts is the ambiguous window (sent or not?), sent again and flagged ``possible_duplicate``."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("article_id", "destination", name="uq_deliveries_article_destination"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    destination: str = Field(max_length=64, index=True)
+    kind: str = Field(max_length=10)  # alert (sent at once) | digest (collected by the digest job)
+    rules: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of the rule ids routed here
+    status: str = Field(max_length=10, index=True)  # pending | sending | sent | failed | dead
+    attempts: int = 0
+    next_attempt_at: datetime = Field(index=True)
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    possible_duplicate: bool = False

@@ -1,0 +1,26 @@
+"""Console destination: each alert printed on standard output, the reason for every rule it matched."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from monitor.console import format_match
+from monitor.store import queries
+from monitor.store.db import Database
+from monitor.store.outbox import Claim
+
+
+class ConsoleNotifier:
+    """Prints one message per outbox row: the article's matches of the rules routed here, oldest first."""
+
+    def __init__(self, db: Database, write: Callable[[str], None] = print) -> None:
+        self._db = db
+        self._write = write
+
+    def send(self, claim: Claim) -> None:
+        matches = [m for m in queries.list_matches(self._db, article_ids=[claim.article_id], limit=200)
+                   if m.rule in claim.rules]
+        text = "\n".join(format_match(m) for m in reversed(matches))
+        if claim.possible_duplicate:
+            text = "(possible duplicate: an earlier attempt may have been printed)\n" + text
+        self._write(text)

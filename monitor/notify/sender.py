@@ -1,0 +1,83 @@
+"""The sender: claims due outbox rows, hands each to its destination's notifier, marks the outcome.
+
+Transient errors (RetryLater, OSError) are retried with exponential backoff and jitter, up to
+MAX_ATTEMPTS, then the row is ``dead``; any other MonitorError is permanent and the row ``failed`` after
+one attempt. A row is marked ``sent`` only after its notifier returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from monitor.errors import MonitorError, RetryLater
+from monitor.notify.destinations import Destinations
+from monitor.store.db import Database
+from monitor.store.outbox import Claim, claim_due, mark_given_up, mark_retry, mark_sent
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF = timedelta(seconds=30)
+MAX_BACKOFF = timedelta(hours=2)
+
+
+class Notifier(Protocol):
+    def send(self, claim: Claim) -> None: ...
+
+
+@dataclass
+class DeliverySummary:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
+    """Exponential in the attempts made, with full jitter over the upper half, capped at MAX_BACKOFF."""
+    ceiling = min(BACKOFF * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    return ceiling * (0.5 + 0.5 * (rng or random).random())
+
+
+def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str, Notifier],
+                now: datetime | None = None, limit: int = 100) -> DeliverySummary:
+    """Send the due ``alert`` rows of immediate destinations whose kind has a notifier (by kind name)."""
+    now = now or datetime.now(UTC)
+    kinds = {d.name: d.kind for d in destinations.items if d.mode == "immediate" and d.kind in notifiers}
+    summary = DeliverySummary()
+    for claim in claim_due(db, list(kinds), now, limit):
+        try:
+            notifiers[kinds[claim.destination]].send(claim)
+        except (RetryLater, OSError) as exc:
+            _transient(db, claim, exc, summary)
+        except MonitorError as exc:
+            mark_given_up(db, claim.id, "failed", str(exc))
+            summary.failed += 1
+            summary.errors.append(f"{claim.destination}: {exc}")
+            log.warning("event=delivery_failed destination=%s delivery=%d error=%s", claim.destination, claim.id,
+                        exc)
+        else:
+            mark_sent(db, claim.id, datetime.now(UTC))
+            summary.sent += 1
+    return summary
+
+
+def _transient(db: Database, claim: Claim, exc: Exception, summary: DeliverySummary) -> None:
+    message = f"{type(exc).__name__}: {exc}"
+    summary.errors.append(f"{claim.destination}: {message}")
+    if claim.attempts >= MAX_ATTEMPTS:
+        mark_given_up(db, claim.id, "dead", message)
+        summary.dead += 1
+        log.error("event=delivery_dead destination=%s delivery=%d attempts=%d error=%s", claim.destination,
+                  claim.id, claim.attempts, message)
+        return
+    mark_retry(db, claim.id, message, datetime.now(UTC) + backoff(claim.attempts))
+    summary.retrying += 1
+    log.warning("event=delivery_retry destination=%s delivery=%d attempts=%d error=%s", claim.destination,
+                claim.id, claim.attempts, message)

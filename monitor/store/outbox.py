@@ -1,0 +1,127 @@
+"""The delivery outbox in SQL: rows queued with their matches, claimed by a sender, marked after the send.
+
+A row moves pending → sending (claimed, with a lease) → sent, or back to pending with a later attempt
+time (transient error), or to failed (permanent error) / dead (attempts used up). A row still ``sending``
+after its lease ran out was claimed by a sender that died: whether the provider got it is unknown, so it
+is sent again, flagged ``possible_duplicate`` (the one ambiguous window; at most one duplicate).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import insert, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, select
+
+from monitor.models import Match
+from monitor.store.db import Database
+from monitor.store.tables import DeliveryRow
+
+_DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
+#: How long a claimed row is left to its sender before another sender may take it as interrupted.
+LEASE = timedelta(seconds=120)
+
+
+class Planned(Protocol):
+    """One planned outbox row (notify.routing.PlannedDelivery)."""
+
+    @property
+    def destination(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def rules(self) -> tuple[str, ...]: ...
+
+
+Plan = Callable[[Sequence[Match]], Iterable[Planned]]
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: int
+    article_id: int
+    destination: str
+    kind: str
+    rules: tuple[str, ...]
+    attempts: int
+    possible_duplicate: bool
+
+
+def queue_deliveries(session: Session, articles: list[tuple[int, tuple[Match, ...]]], plan: Plan,
+                     now: datetime) -> int:
+    """Outbox rows for new articles' matches, inside the caller's transaction. A row that exists already
+    (same article and destination) is left as it is: queuing twice never sends twice."""
+    rows = [{"article_id": article_id, "destination": p.destination, "kind": p.kind,
+             "rules": json.dumps(list(p.rules)), "status": "pending", "attempts": 0, "next_attempt_at": now,
+             "created_at": now, "possible_duplicate": False}
+            for article_id, matches in articles for p in plan(matches)]
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    statement: Any = insert(_DELIVERIES)
+    if dialect == "sqlite":
+        statement = sqlite_insert(_DELIVERIES).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        statement = postgresql_insert(_DELIVERIES).on_conflict_do_nothing()
+    session.execute(statement, rows)
+    return len(rows)
+
+
+def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: int = 100) -> list[Claim]:
+    """Take due ``alert`` rows of these destinations: interrupted ones (lease over) first, as possible
+    duplicates, then pending ones in the order they were queued. Claimed rows are ``sending`` until
+    marked; the claim is committed before anything is sent."""
+    if not destinations:
+        return []
+    with db.write() as session:
+        rows = session.exec(
+            select(DeliveryRow)
+            .where(col(DeliveryRow.destination).in_(list(destinations)), DeliveryRow.kind == "alert",
+                   col(DeliveryRow.status).in_(["pending", "sending"]), DeliveryRow.next_attempt_at <= now)
+            .order_by(col(DeliveryRow.status).desc(), col(DeliveryRow.id))
+            .limit(limit)
+        ).all()
+        claims = []
+        for row in rows:
+            interrupted = row.status == "sending"
+            row.possible_duplicate = row.possible_duplicate or interrupted
+            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, now + LEASE
+            session.add(row)
+            claims.append(Claim(row.id or 0, row.article_id, row.destination, row.kind,
+                                tuple(json.loads(row.rules)), row.attempts, row.possible_duplicate))
+    return claims
+
+
+def mark_sent(db: Database, delivery_id: int, now: datetime) -> None:
+    _set(db, delivery_id, status="sent", sent_at=now, last_error=None)
+
+
+def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:
+    _set(db, delivery_id, status="pending", next_attempt_at=at, last_error=error[:2000])
+
+
+def mark_given_up(db: Database, delivery_id: int, status: str, error: str) -> None:
+    """``failed`` (a permanent error) or ``dead`` (transient errors until the attempts ran out)."""
+    _set(db, delivery_id, status=status, last_error=error[:2000])
+
+
+def _set(db: Database, delivery_id: int, **values: object) -> None:
+    with db.write() as session:
+        session.execute(update(_DELIVERIES).where(_DELIVERIES.c.id == delivery_id).values(**values))
+
+
+def list_deliveries(db: Database, status: str | None = None, limit: int = 50) -> list[DeliveryRow]:
+    """Newest first."""
+    query = select(DeliveryRow)
+    if status:
+        query = query.where(DeliveryRow.status == status)
+    with db.read() as session:
+        return list(session.exec(query.order_by(col(DeliveryRow.id).desc()).limit(limit)).all())
