@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Annotated
 
 import typer
@@ -39,7 +40,9 @@ def deliver(
     db = Database(settings.database_url)
     try:
         db.migrate()
-        summary = deliver_due(db, destinations, {"console": ConsoleNotifier(db, lambda text: print(text, flush=True))})
+        console = ConsoleNotifier(db, lambda text: print(text, flush=True))
+        summary = deliver_due(db, destinations, {"console": console},
+                              lease=timedelta(seconds=settings.delivery_lease))
         waiting = [d for d in list_deliveries(db, "pending", limit=1000)
                    if (dest := destinations.get(d.destination)) is not None and dest.kind != "console"]
     finally:

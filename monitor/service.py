@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import pyexpat
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
@@ -74,7 +74,8 @@ class Service:
 
     def deliver(self, write: Callable[[str], None] = print) -> DeliverySummary:
         """Send the outbox rows that are due (console: ``write``)."""
-        return deliver_due(self.db, self.destinations, {"console": ConsoleNotifier(self.db, write)})
+        return deliver_due(self.db, self.destinations, {"console": ConsoleNotifier(self.db, write)},
+                           lease=timedelta(seconds=self.settings.delivery_lease))
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         return self.poller.poll(self.feeds, on_done)

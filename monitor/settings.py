@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     default_interval: float = Field(900.0, ge=1)
     poll_tick: float = Field(30.0, ge=0.1)
     rules_reload_interval: float = Field(5.0, ge=0.1, le=3600)
+    delivery_lease: float = Field(120.0, ge=1, le=3600)
     log_level: str = "INFO"
 
     @field_validator("destinations_file", mode="before")
@@ -70,7 +71,7 @@ class Settings(BaseSettings):
     def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
         return [ipaddress.ip_network(str(net), strict=False) for net in value]
 
-    @field_validator("default_interval", "poll_tick", "rules_reload_interval", mode="before")
+    @field_validator("default_interval", "poll_tick", "rules_reload_interval", "delivery_lease", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         return parse_duration(value) if isinstance(value, str) else value

@@ -17,7 +17,7 @@ from typing import Protocol
 from monitor.errors import MonitorError, RetryLater
 from monitor.notify.destinations import Destinations
 from monitor.store.db import Database
-from monitor.store.outbox import Claim, claim_due, mark_given_up, mark_retry, mark_sent
+from monitor.store.outbox import LEASE, Claim, claim_due, mark_given_up, mark_retry, mark_sent
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,12 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str, Notifier],
-                now: datetime | None = None, limit: int = 100) -> DeliverySummary:
+                now: datetime | None = None, limit: int = 100, lease: timedelta = LEASE) -> DeliverySummary:
     """Send the due ``alert`` rows of immediate destinations whose kind has a notifier (by kind name)."""
     now = now or datetime.now(UTC)
     kinds = {d.name: d.kind for d in destinations.items if d.mode == "immediate" and d.kind in notifiers}
     summary = DeliverySummary()
-    for claim in claim_due(db, list(kinds), now, limit):
+    for claim in claim_due(db, list(kinds), now, limit, lease):
         try:
             notifiers[kinds[claim.destination]].send(claim)
         except (RetryLater, OSError) as exc:

@@ -24,7 +24,8 @@ from monitor.store.db import Database
 from monitor.store.tables import DeliveryRow
 
 _DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
-#: How long a claimed row is left to its sender before another sender may take it as interrupted.
+#: How long a claimed row is left to its sender before another sender may take it as interrupted
+#: (MONITOR_DELIVERY_LEASE): longer than any send may take.
 LEASE = timedelta(seconds=120)
 
 
@@ -75,7 +76,8 @@ def queue_deliveries(session: Session, articles: list[tuple[int, tuple[Match, ..
     return len(rows)
 
 
-def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: int = 100) -> list[Claim]:
+def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: int = 100,
+              lease: timedelta = LEASE) -> list[Claim]:
     """Take due ``alert`` rows of these destinations: interrupted ones (lease over) first, as possible
     duplicates, then pending ones in the order they were queued. Claimed rows are ``sending`` until
     marked; the claim is committed before anything is sent."""
@@ -93,7 +95,7 @@ def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: i
         for row in rows:
             interrupted = row.status == "sending"
             row.possible_duplicate = row.possible_duplicate or interrupted
-            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, now + LEASE
+            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, now + lease
             session.add(row)
             claims.append(Claim(row.id or 0, row.article_id, row.destination, row.kind,
                                 tuple(json.loads(row.rules)), row.attempts, row.possible_duplicate))
