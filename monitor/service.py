@@ -12,7 +12,8 @@ from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.destinations import load_destinations, unknown_routes
-from monitor.notify.sender import DeliverySummary, deliver_due
+from monitor.notify.sender import DeliverySummary, Notifier, deliver_due
+from monitor.notify.slack import SlackNotifier
 from monitor.pipeline.article import warm_up
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.run import PollContext, Poller
@@ -58,6 +59,7 @@ class Service:
         self.pool: WorkerPool | InlinePool = InlinePool() if inline_workers else WorkerPool(settings.worker_count)
         if isinstance(self.pool, WorkerPool):
             self.pool.start(warm_up)
+        self._slack = SlackNotifier(self.db, self.destinations)  # keeps the one-message-a-second pace
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules, self.destinations))
         log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
                  self.db.engine.url.render_as_string(hide_password=True))
@@ -74,8 +76,8 @@ class Service:
 
     def deliver(self, write: Callable[[str], None] = print) -> DeliverySummary:
         """Send the outbox rows that are due (console: ``write``)."""
-        return deliver_due(self.db, self.destinations, {"console": ConsoleNotifier(self.db, write)},
-                           lease=timedelta(seconds=self.settings.delivery_lease))
+        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(self.db, write), "slack": self._slack}
+        return deliver_due(self.db, self.destinations, notifiers, lease=timedelta(seconds=self.settings.delivery_lease))
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         return self.poller.poll(self.feeds, on_done)

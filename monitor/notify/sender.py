@@ -77,7 +77,11 @@ def _transient(db: Database, claim: Claim, exc: Exception, summary: DeliverySumm
         log.error("event=delivery_dead destination=%s delivery=%d attempts=%d error=%s", claim.destination,
                   claim.id, claim.attempts, message)
         return
-    mark_retry(db, claim.id, message, datetime.now(UTC) + backoff(claim.attempts))
+    wait = backoff(claim.attempts)
+    retry_after = getattr(exc, "retry_after", None)  # the provider's Retry-After (Slack 429): never earlier
+    if retry_after is not None:
+        wait = max(wait, timedelta(seconds=min(float(retry_after), MAX_BACKOFF.total_seconds())))
+    mark_retry(db, claim.id, message, datetime.now(UTC) + wait)
     summary.retrying += 1
     log.warning("event=delivery_retry destination=%s delivery=%d attempts=%d error=%s", claim.destination,
                 claim.id, claim.attempts, message)
