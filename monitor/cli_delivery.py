@@ -14,7 +14,8 @@ from monitor.cli_common import err, fail, out, settings_or_exit
 from monitor.errors import ConfigError
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.destinations import load_destinations
-from monitor.notify.sender import deliver_due
+from monitor.notify.email import EmailNotifier
+from monitor.notify.sender import Notifier, deliver_due
 from monitor.notify.slack import SlackNotifier
 from monitor.store.db import Database
 from monitor.store.outbox import list_deliveries
@@ -27,7 +28,8 @@ def deliver(
 ) -> None:
     """Send the alerts that are due from the outbox (new matches, and retries whose time has come), once.
 
-    The console destination prints them on standard output; Slack destinations get one message a second.
+    The console destination prints them on standard output; Slack destinations get one message a second;
+    e-mail destinations one message per alert.
     `monitor run` does this after every poll.
     Exit status 1 if an alert failed for good in this round.
     """
@@ -43,16 +45,16 @@ def deliver(
     try:
         db.migrate()
         console = ConsoleNotifier(db, lambda text: print(text, flush=True))
-        summary = deliver_due(db, destinations, {"console": console, "slack": SlackNotifier(db, destinations)},
-                              lease=timedelta(seconds=settings.delivery_lease))
-        waiting = [d for d in list_deliveries(db, "pending", limit=1000)
-                   if (dest := destinations.get(d.destination)) is not None and dest.kind == "email"]
+        notifiers: dict[str, Notifier] = {"console": console, "slack": SlackNotifier(db, destinations),
+                                          "email": EmailNotifier(db, destinations)}
+        summary = deliver_due(db, destinations, notifiers, lease=timedelta(seconds=settings.delivery_lease))
+        waiting = [d for d in list_deliveries(db, "pending", limit=1000) if d.kind == "digest"]
     finally:
         db.dispose()
     err.print(f"sent: {summary.sent}  retrying: {summary.retrying}  failed: {summary.failed}  dead: {summary.dead}")
     if waiting:
-        err.print(f"[yellow]not sent:[/yellow] {len(waiting)} alerts for email destinations wait in the "
-                  "outbox (the e-mail sender is not built yet)")
+        err.print(f"[yellow]not sent:[/yellow] {len(waiting)} matches for digest destinations wait in the "
+                  "outbox (digests are not built yet)")
     for problem in summary.errors:
         err.print(f"  {escape(problem)}")
     if summary.failed or summary.dead:

@@ -12,6 +12,7 @@ from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
 from monitor.notify.console import ConsoleNotifier
 from monitor.notify.destinations import load_destinations, unknown_routes
+from monitor.notify.email import EmailNotifier
 from monitor.notify.sender import DeliverySummary, Notifier, deliver_due
 from monitor.notify.slack import SlackNotifier
 from monitor.pipeline.article import warm_up
@@ -76,7 +77,8 @@ class Service:
 
     def deliver(self, write: Callable[[str], None] = print) -> DeliverySummary:
         """Send the outbox rows that are due (console: ``write``)."""
-        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(self.db, write), "slack": self._slack}
+        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(self.db, write), "slack": self._slack,
+                                          "email": EmailNotifier(self.db, self.destinations)}
         return deliver_due(self.db, self.destinations, notifiers, lease=timedelta(seconds=self.settings.delivery_lease))
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:

@@ -16,6 +16,7 @@ from typing import Protocol
 
 from monitor.errors import MonitorError, RetryLater
 from monitor.notify.destinations import Destinations
+from monitor.notify.email import PartlyRefused
 from monitor.store.db import Database
 from monitor.store.outbox import LEASE, Claim, claim_due, mark_given_up, mark_retry, mark_sent
 
@@ -54,6 +55,12 @@ def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str
     for claim in claim_due(db, list(kinds), now, limit, lease):
         try:
             notifiers[kinds[claim.destination]].send(claim)
+        except PartlyRefused as exc:  # sent to the others: never again; the refusals stay on the row
+            mark_sent(db, claim.id, datetime.now(UTC), str(exc))
+            summary.sent += 1
+            summary.errors.append(f"{claim.destination}: {exc}")
+            log.warning("event=delivery_partly_refused destination=%s delivery=%d %s", claim.destination,
+                        claim.id, exc)
         except (RetryLater, OSError) as exc:
             _transient(db, claim, exc, summary)
         except MonitorError as exc:

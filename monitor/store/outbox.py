@@ -102,8 +102,9 @@ def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: i
     return claims
 
 
-def mark_sent(db: Database, delivery_id: int, now: datetime) -> None:
-    _set(db, delivery_id, status="sent", sent_at=now, last_error=None)
+def mark_sent(db: Database, delivery_id: int, now: datetime, note: str | None = None) -> None:
+    """Sent; ``note`` records what went partly wrong (recipients refused while others accepted)."""
+    _set(db, delivery_id, status="sent", sent_at=now, last_error=note[:2000] if note else None)
 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:
