@@ -20,6 +20,8 @@ class ConsoleNotifier:
     def send(self, claim: Claim) -> None:
         matches = [m for m in queries.list_matches(self._db, article_ids=[claim.article_id], limit=200)
                    if m.rule in claim.rules]
+        if not matches:
+            return  # nothing left to say (the matches are gone): done
         text = "\n".join(format_match(m) for m in reversed(matches))
         if claim.possible_duplicate:
             text = "(possible duplicate: an earlier attempt may have been printed)\n" + text
