@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,7 +46,10 @@ def _batch_scheduling() -> None:
 
 
 def _serve(conn: Connection) -> None:
-    """Worker loop: keep the latest context; run (function, args, with_context) until the pipe closes."""
+    """Worker loop: keep the latest context; run (function, args, with_context) until the pipe closes.
+    Ctrl-C reaches the whole process group; the service shuts its workers down itself (closing their
+    pipes), so a worker ignores SIGINT instead of dying mid-page with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _batch_scheduling()
     context: Any = None
     while True:
