@@ -154,3 +154,31 @@ def test_starttls_refused_by_a_server_without_it_fails_instead_of_sending_in_cle
     env = _poll(server, tmp_path, path)
     result = monitor(["deliver", "--once"], env, tmp_path)
     assert result.returncode == 1 and "does not offer STARTTLS" in result.stderr and box.messages == []
+
+
+def test_destinations_check_send_test_reaches_every_destination(smtp: tuple[Mailbox, int], tmp_path: Path) -> None:
+    from support.fakeslack import Answer, FakeSlack
+
+    box, port = smtp
+    slack = FakeSlack()
+    try:
+        slack.script["/hook/broken"] = [Answer(404, "no_service")]
+        path = tmp_path / "destinations.yaml"
+        path.write_text(
+            "destinations:\n"
+            "  - {name: screen, kind: console}\n"
+            f"  - {{name: chat, kind: slack, webhook_url: '{slack.base}/hook/ok'}}\n"
+            f"  - {{name: broken, kind: slack, webhook_url: '{slack.base}/hook/broken'}}\n"
+            f"  - {{name: desk, kind: email, smtp: {{host: 127.0.0.1, port: {port}, tls: none}}, "
+            "from: monitor@example.org, to: [desk@example.org]}\n")
+        env = base_env(tmp_path, tmp_path / "feeds.yaml", MONITOR_DESTINATIONS_FILE=str(path))
+        result = monitor(["destinations", "check", "--send-test"], env, tmp_path)
+        assert result.returncode == 1  # the broken webhook
+        assert "test message for destination 'screen'" in result.stdout
+        assert "test message to chat: sent" in result.stderr and "test message to desk: sent" in result.stderr
+        assert "test message to broken failed" in result.stderr and "404" in result.stderr
+        assert len(slack.to("/hook/ok")) == 1 and len(box.messages) == 1
+        assert "test message" in str(box.messages[0][1]["Subject"])
+    finally:
+        slack.shutdown()
+        slack.server_close()

@@ -125,7 +125,10 @@ class SlackNotifier:
                    if m.rule in claim.rules][::-1]
         if not matches:
             return  # nothing left to say (the matches are gone): done
-        text, blocks = render(matches, claim.possible_duplicate)
+        self.post(destination, *render(matches, claim.possible_duplicate))
+
+    def post(self, destination: DestinationModel, text: str, blocks: list[dict[str, Any]]) -> None:
+        """One message to ``destination`` (paced, errors classified)."""
         self._pace(destination.name)
         if destination.webhook_url is not None:
             self._webhook(destination, text, blocks)
