@@ -18,11 +18,10 @@ class ConsoleNotifier:
         self._write = write
 
     def send(self, claim: Claim) -> None:
-        matches = [m for m in queries.list_matches(self._db, article_ids=[claim.article_id], limit=200)
-                   if m.rule in claim.rules]
+        matches = queries.claimed_matches(self._db, claim)
         if not matches:
             return  # nothing left to say (the matches are gone): done
-        text = "\n".join(format_match(m) for m in reversed(matches))
+        text = "\n".join(format_match(m) for m in matches)
         if claim.possible_duplicate:
             text = "(possible duplicate: an earlier attempt may have been printed)\n" + text
         self._write(text)

@@ -90,8 +90,7 @@ class EmailNotifier:
         destination = self._destinations.get(claim.destination)
         if destination is None or destination.kind != "email" or destination.smtp is None:
             raise ClientError(f"{claim.destination}: not an email destination", 400)
-        matches = [m for m in queries.list_matches(self._db, article_ids=[claim.article_id], limit=200)
-                   if m.rule in claim.rules][::-1]
+        matches = queries.claimed_matches(self._db, claim)
         if matches:
             refused = deliver_message(destination, compose(matches, destination, claim.possible_duplicate))
             if refused:

@@ -121,8 +121,7 @@ class SlackNotifier:
         destination = self._destinations.get(claim.destination)
         if destination is None or destination.kind != "slack":
             raise ClientError(f"{claim.destination}: not a slack destination", 400)
-        matches = [m for m in queries.list_matches(self._db, article_ids=[claim.article_id], limit=200)
-                   if m.rule in claim.rules][::-1]
+        matches = queries.claimed_matches(self._db, claim)
         if not matches:
             return  # nothing left to say (the matches are gone): done
         self.post(destination, *render(matches, claim.possible_duplicate))

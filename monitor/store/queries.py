@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from monitor.models import Entry, FeedSource, ProcessedEntry, Validators
 from monitor.pipeline.dedupe import article_key
 from monitor.store.db import Database
-from monitor.store.outbox import Plan, queue_deliveries
+from monitor.store.outbox import Claim, Plan, queue_deliveries
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
 _ENTRIES = EntryRow.__table__  # type: ignore[attr-defined]
@@ -319,6 +319,12 @@ def list_matches(db: Database, rule: str | None = None, since: datetime | None =
         )
         for m, a in rows
     ]
+
+
+def claimed_matches(db: Database, claim: Claim) -> list[MatchView]:
+    """The matches a claimed outbox row announces (its article's matches of the rules routed there),
+    oldest first."""
+    return [m for m in reversed(list_matches(db, article_ids=[claim.article_id], limit=200)) if m.rule in claim.rules]
 
 
 def feed_health(row: FeedRow) -> dict[str, object]:
