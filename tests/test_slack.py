@@ -138,3 +138,44 @@ def test_bot_token_and_channel_through_the_web_api(server: LocalServer, slack: F
     assert all(headers["Authorization"] == "Bearer xoxb-test-token" for _, headers, _ in posts)
     assert result.returncode == 1 and "channel_not_found" in result.stderr
     assert "xoxb-test-token" not in result.stderr + result.stdout
+
+
+def test_killed_while_slack_holds_the_request_resends_once_flagged_and_the_rest_once(
+        server: LocalServer, slack: FakeSlack, tmp_path: Path) -> None:
+    """Reliability cases 20 and 21 without fault hooks: the fake Slack stalls the first POST; the sender is
+    SIGKILLed while it waits (the provider has the message, the row is not marked: the ambiguous window)
+    and before it reached the other rows (queued, nothing sent). After a restart every alert goes out;
+    the first twice at most, the second time flagged."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = _setup(server, slack, tmp_path, WEBHOOK_DESK)
+    env["MONITOR_DELIVERY_LEASE"] = "1s"
+    total = _matched_articles(tmp_path)
+    slack.script[HOOK] = [Answer(stall=60)]
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "deliver", "--once"], env=env, cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not slack.to(HOOK) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(slack.to(HOOK)) == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    with sqlite3.connect(tmp_path / "data" / "monitor.db") as conn:
+        states = [s for (s,) in conn.execute("SELECT status FROM deliveries ORDER BY id")]
+    assert states[0] == "sending" and set(states[1:]) == {"pending"}
+
+    time.sleep(1.5)  # the dead sender's lease runs out
+    again = monitor(["deliver", "--once"], env, tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr
+    posts = slack.to(HOOK)
+    assert len(posts) == total + 1  # every alert once, plus the one re-send of the ambiguous row
+    flagged = [body for _, _, body in posts if "possible duplicate" in json.dumps(body)]
+    assert len(flagged) == 1 and flagged[0]["text"] == posts[0][2]["text"]
+    with sqlite3.connect(tmp_path / "data" / "monitor.db") as conn:
+        rows = conn.execute("SELECT status, possible_duplicate FROM deliveries ORDER BY id").fetchall()
+    assert rows[0] == ("sent", 1) and set(rows[1:]) == {("sent", 0)}

@@ -52,7 +52,13 @@ def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str
     now = now or datetime.now(UTC)
     kinds = {d.name: d.kind for d in destinations.items if d.mode == "immediate" and d.kind in notifiers}
     summary = DeliverySummary()
-    for claim in claim_due(db, list(kinds), now, limit, lease):
+    for _ in range(limit):
+        # One row claimed at a time, right before its send: a sender that dies leaves at most that one row
+        # in the ambiguous window; the rows it had not reached are still plainly pending.
+        claimed = claim_due(db, list(kinds), now, 1, lease)
+        if not claimed:
+            break
+        claim = claimed[0]
         try:
             notifiers[kinds[claim.destination]].send(claim)
         except PartlyRefused as exc:  # sent to the others: never again; the refusals stay on the row
@@ -62,7 +68,7 @@ def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str
             log.warning("event=delivery_partly_refused destination=%s delivery=%d %s", claim.destination,
                         claim.id, exc)
         except (RetryLater, OSError) as exc:
-            _transient(db, claim, exc, summary)
+            _transient(db, claim, exc, summary, max(now, datetime.now(UTC)))
         except MonitorError as exc:
             mark_given_up(db, claim.id, "failed", str(exc))
             summary.failed += 1
@@ -75,7 +81,7 @@ def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str
     return summary
 
 
-def _transient(db: Database, claim: Claim, exc: Exception, summary: DeliverySummary) -> None:
+def _transient(db: Database, claim: Claim, exc: Exception, summary: DeliverySummary, now: datetime) -> None:
     message = f"{type(exc).__name__}: {exc}"
     summary.errors.append(f"{claim.destination}: {message}")
     if claim.attempts >= MAX_ATTEMPTS:
@@ -88,7 +94,7 @@ def _transient(db: Database, claim: Claim, exc: Exception, summary: DeliverySumm
     retry_after = getattr(exc, "retry_after", None)  # the provider's Retry-After (Slack 429): never earlier
     if retry_after is not None:
         wait = max(wait, timedelta(seconds=min(float(retry_after), MAX_BACKOFF.total_seconds())))
-    mark_retry(db, claim.id, message, datetime.now(UTC) + wait)
+    mark_retry(db, claim.id, message, now + wait)  # after this round: never claimed twice in one round
     summary.retrying += 1
     log.warning("event=delivery_retry destination=%s delivery=%d attempts=%d error=%s", claim.destination,
                 claim.id, claim.attempts, message)
