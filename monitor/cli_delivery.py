@@ -30,7 +30,7 @@ def deliver(
 
     The console destination prints them on standard output; Slack destinations get one message a second;
     e-mail destinations one message per alert.
-    `monitor run` does this after every poll.
+    `monitor run` does this continuously (every few seconds, one job per destination).
     Exit status 1 if an alert failed for good in this round.
     """
     if not once:

@@ -7,6 +7,7 @@ import signal
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -27,14 +28,16 @@ def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
-def poll_and_report(service: Service, report: Callable[[str], None]) -> None:
-    """One scheduled round: poll due feeds, then send the alerts that are due (new matches, and earlier
-    ones whose retry time has come) — the console destination prints them with ``report``."""
-    service.poll_due()
-    summary = service.deliver(report)
+DELIVER_TICK = 5.0  # seconds between two looks at a destination's outbox rows (at most; MONITOR_POLL_TICK if less)
+
+
+def deliver_round(service: Service, report: Callable[[str], None], destination: str) -> None:
+    """Send one destination's alerts that are due (new matches, retries whose time has come); the console
+    destination prints them with ``report``."""
+    summary = service.deliver(report, destination)
     if summary.sent or summary.errors:
-        log.info("event=deliver_round sent=%d retrying=%d failed=%d dead=%d", summary.sent, summary.retrying,
-                 summary.failed, summary.dead)
+        log.info("event=deliver_round destination=%s sent=%d retrying=%d failed=%d dead=%d", destination,
+                 summary.sent, summary.retrying, summary.failed, summary.dead)
 
 
 def _reload(service: Service, requested: threading.Event) -> None:
@@ -45,12 +48,13 @@ def _reload(service: Service, requested: threading.Event) -> None:
 
 
 def run_service(service: Service, report: Callable[[str], None] = print) -> None:
-    """Poll due feeds every `poll_tick` seconds until SIGTERM/SIGINT; in-flight polls finish first. The rules
+    """Poll due feeds every `poll_tick` seconds and send each destination's due alerts every few seconds,
+    until SIGTERM/SIGINT; in-flight polls finish first. The rules
     directory is checked for changes every `rules_reload_interval` seconds; after SIGHUP the next check reloads
     it whether or not it changed."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
-        guarded("poll", lambda: poll_and_report(service, report)),
+        guarded("poll", service.poll_due),
         "interval",
         seconds=service.settings.poll_tick,
         next_run_time=datetime.now(UTC),
@@ -59,6 +63,20 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
         coalesce=True,
         misfire_grace_time=max(60, int(service.settings.poll_tick * 2)),
     )
+
+    # One delivery job per immediate destination, apart from polling and from each other: a slow SMTP
+    # server, Slack's pace of one message a second or a 429 never hold up polls or another destination.
+    for destination in service.destinations.items:
+        if destination.mode == "immediate":
+            scheduler.add_job(
+                guarded(f"deliver-{destination.name}", partial(deliver_round, service, report, destination.name)),
+                "interval",
+                seconds=min(DELIVER_TICK, service.settings.poll_tick),
+                next_run_time=datetime.now(UTC),
+                id=f"deliver-{destination.name}",
+                max_instances=1,
+                coalesce=True,
+            )
 
     reload_requested = threading.Event()
     scheduler.add_job(

@@ -75,11 +75,12 @@ class Service:
         self.poller.set_rules(rules)
         return True
 
-    def deliver(self, write: Callable[[str], None] = print) -> DeliverySummary:
-        """Send the outbox rows that are due (console: ``write``)."""
+    def deliver(self, write: Callable[[str], None] = print, destination: str | None = None) -> DeliverySummary:
+        """Send the outbox rows that are due (console: ``write``), of every destination or of one."""
         notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(self.db, write), "slack": self._slack,
                                           "email": EmailNotifier(self.db, self.destinations)}
-        return deliver_due(self.db, self.destinations, notifiers, lease=timedelta(seconds=self.settings.delivery_lease))
+        return deliver_due(self.db, self.destinations, notifiers, lease=timedelta(seconds=self.settings.delivery_lease),
+                           only=destination)
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         return self.poller.poll(self.feeds, on_done)

@@ -30,11 +30,14 @@ def _start(env: dict[str, str], cwd: Path, out: Path) -> subprocess.Popen[bytes]
         handle.close()
 
 
-def _settled(db: Path) -> bool:
+def _settled(db: Path, articles: int) -> bool:
+    """Every article stored and every alert sent."""
     if not db.exists():
         return False
     with sqlite3.connect(db) as conn:
         try:
+            if conn.execute("SELECT COUNT(*) FROM articles").fetchone()[0] < articles:
+                return False
             matches = conn.execute("SELECT COUNT(DISTINCT article_id) FROM matches").fetchone()[0]
             sent = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'sent'").fetchone()[0]
             open_rows = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status != 'sent'").fetchone()[0]
@@ -91,9 +94,9 @@ def test_kills_at_random_points_lose_no_alert_and_flag_every_duplicate(server: L
     proc = _start(env, tmp_path, out)  # the last run, left to finish
     try:
         deadline = time.monotonic() + 120
-        while not _settled(db) and time.monotonic() < deadline:
+        while not _settled(db, len(articles)) and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert _settled(db), "alerts still waiting in the outbox after the last restart"
+        assert _settled(db, len(articles)), "articles or alerts still missing after the last restart"
         time.sleep(1.5)  # a re-send of a row flagged in the last lease would show now
     finally:
         proc.send_signal(signal.SIGTERM)

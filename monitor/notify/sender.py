@@ -47,10 +47,13 @@ def backoff(attempts: int, rng: random.Random | None = None) -> timedelta:
 
 
 def deliver_due(db: Database, destinations: Destinations, notifiers: Mapping[str, Notifier],
-                now: datetime | None = None, limit: int = 100, lease: timedelta = LEASE) -> DeliverySummary:
-    """Send the due ``alert`` rows of immediate destinations whose kind has a notifier (by kind name)."""
+                now: datetime | None = None, limit: int = 100, lease: timedelta = LEASE,
+                only: str | None = None) -> DeliverySummary:
+    """Send the due ``alert`` rows of immediate destinations whose kind has a notifier (by kind name);
+    ``only``: of that one destination."""
     now = now or datetime.now(UTC)
-    kinds = {d.name: d.kind for d in destinations.items if d.mode == "immediate" and d.kind in notifiers}
+    kinds = {d.name: d.kind for d in destinations.items
+             if d.mode == "immediate" and d.kind in notifiers and only in (None, d.name)}
     summary = DeliverySummary()
     for _ in range(limit):
         # One row claimed at a time, right before its send: a sender that dies leaves at most that one row
