@@ -56,6 +56,9 @@ def check(
     Exit status: 0 all good; 1 an example failed; 2 a file is invalid (reported as file:line: message).
     """
     rules = _load(directory)
+    if not rules.rules:
+        err.print(f"[yellow]warning:[/yellow] {escape(str(_rules_dir(directory)))}: no rules (no *.yaml file with "
+                  "'id' or 'rules'): nothing would ever match")
     count, failures = check_examples(rules)
     for failure in failures:
         err.print(f"[red]FAIL[/red] {escape(str(failure))}")

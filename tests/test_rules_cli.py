@@ -221,3 +221,10 @@ def test_run_reloads_changed_rules_and_keeps_the_old_ones_when_a_file_breaks(ser
     assert "event=rules_reload_requested signal=SIGHUP" in "".join(err.lines)
     matched = [line for line in out.lines if line.startswith("#")]
     assert len(matched) == len({line.split()[0] for line in matched})  # each match printed once
+
+
+def test_rules_check_warns_about_a_directory_without_rules(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = monitor(["rules", "check", str(empty)], base_env(tmp_path, tmp_path / "feeds.yaml"), tmp_path)
+    assert result.returncode == 0 and "no rules" in result.stderr and "nothing would ever match" in result.stderr

@@ -44,15 +44,10 @@ def http_link(url: str | None) -> str | None:
 _STRONG_OPEN, _STRONG_CLOSE = Markup("<strong>"), Markup("</strong>")
 
 
-def _bold(snippet: str, hits: object) -> Markup:
+def _bold(match: MatchView) -> Markup:
     """The snippet HTML-escaped, its matched terms in <strong>."""
-    terms = sorted({str(h.get("text", "")) for h in hits if isinstance(h, dict) and h.get("text")}
-                   if isinstance(hits, list) else set(), key=len, reverse=True)
-    if not terms:
-        return escape(snippet)
-    pieces = re.split("(" + "|".join(map(re.escape, terms)) + ")", snippet)
-    return Markup("").join(_STRONG_OPEN + escape(p) + _STRONG_CLOSE if i % 2 else escape(p)
-                           for i, p in enumerate(pieces))
+    return Markup("").join(_STRONG_OPEN + escape(text) + _STRONG_CLOSE if term else escape(text)
+                           for text, term in match.snippet_pieces())
 
 
 def compose(matches: Sequence[MatchView], destination: DestinationModel, possible_duplicate: bool = False
@@ -64,7 +59,7 @@ def compose(matches: Sequence[MatchView], destination: DestinationModel, possibl
         "possible_duplicate": possible_duplicate,
         "rules": [{"id": m.rule, "title": m.rule_title,
                    "snippet": str(m.explanation.get("snippet", "")),
-                   "snippet_html": _bold(str(m.explanation.get("snippet", "")), m.explanation.get("hits")),
+                   "snippet_html": _bold(m),
                    "terms": sorted({str(h.get("term")) for h in hits if isinstance(h, dict)})}
                   for m in matches for hits in [m.explanation.get("hits") or []] if isinstance(hits, list)],
     }

@@ -46,24 +46,6 @@ def link(url: str | None, label: str) -> str:
     return f"<{safe}|{escape(label)}>"
 
 
-def _bold_terms(snippet: str, hits: Sequence[object]) -> str:
-    """The snippet escaped, with the matched terms' texts in bold."""
-    texts = sorted({str(h.get("text", "")) for h in hits if isinstance(h, dict) and h.get("text")},
-                   key=len, reverse=True)
-    out, index = [], 0
-    while index < len(snippet):
-        term = next((t for t in texts if snippet.startswith(t, index)), None)
-        if term is None:
-            nexts = [p for p in (snippet.find(t, index) for t in texts) if p != -1]
-            stop = min(nexts) if nexts else len(snippet)
-            out.append(escape(snippet[index:stop]))
-            index = stop
-            continue
-        out.append(f"*{escape(term)}*")
-        index += len(term)
-    return "".join(out)
-
-
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
 
@@ -86,9 +68,8 @@ def render(matches: Sequence[MatchView], possible_duplicate: bool = False) -> tu
     shown = matches[: MAX_BLOCKS - len(blocks) - 1]
     per_rule = min(MAX_SECTION_CHARS, room // max(len(shown), 1))
     for match in shown:
-        snippet = str(match.explanation.get("snippet", "")).replace("\n", " ")
-        hits = match.explanation.get("hits", [])
-        body = f"*{escape(match.rule_title)}*\n>{_bold_terms(snippet, hits if isinstance(hits, list) else [])}"
+        snippet = "".join(f"*{escape(text)}*" if term else escape(text) for text, term in match.snippet_pieces())
+        body = f"*{escape(match.rule_title)}*\n>{snippet.replace(chr(10), ' ')}"
         if per_rule < 40:
             break
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(body, per_rule)}})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -274,6 +275,18 @@ class MatchView:
     matched_at: datetime
     text_source: str
     explanation: dict[str, object]
+
+    def snippet_pieces(self) -> list[tuple[str, bool]]:
+        """The explanation's snippet as (text, is a matched term) pieces, for renderers that mark the terms
+        (the longest term wins where two start at the same place)."""
+        snippet = str(self.explanation.get("snippet", ""))
+        hits = self.explanation.get("hits")
+        texts = sorted({str(h["text"]) for h in hits if isinstance(h, dict) and h.get("text")}
+                       if isinstance(hits, list) else set(), key=len, reverse=True)
+        if not texts:
+            return [(snippet, False)] if snippet else []
+        parts = re.split("(" + "|".join(map(re.escape, texts)) + ")", snippet)
+        return [(part, index % 2 == 1) for index, part in enumerate(parts) if part]
 
     def as_dict(self) -> dict[str, object]:
         return {
