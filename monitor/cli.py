@@ -1,4 +1,4 @@
-"""The `monitor` command line: run, poll, deliver, matches, deliveries, feeds, rules, destinations, db."""
+"""The `monitor` command line: run, poll, deliver, digest, matches, deliveries, feeds, rules, destinations, db."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 
 from monitor import __version__
 from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
-from monitor.cli_delivery import deliver, deliveries
+from monitor.cli_delivery import deliver, deliveries, digest
 from monitor.cli_destinations import destinations_app
 from monitor.cli_rules import rules_app
 from monitor.console import format_match
@@ -39,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
 app.add_typer(destinations_app, name="destinations")
 app.command("deliver")(deliver)
+app.command("digest")(digest)
 app.command("deliveries")(deliveries)
 _settings = settings_or_exit
 

@@ -40,6 +40,14 @@ def deliver_round(service: Service, report: Callable[[str], None], destination: 
                  summary.sent, summary.retrying, summary.failed, summary.dead)
 
 
+def digest_round(service: Service, report: Callable[[str], None], destination: str) -> None:
+    """Open the destination's digest when its period has ended and send it (and any retry that is due)."""
+    summary = service.send_digests(report, destination)
+    if summary.sent or summary.errors:
+        log.info("event=digest_round destination=%s sent=%d retrying=%d failed=%d dead=%d", destination,
+                 summary.sent, summary.retrying, summary.failed, summary.dead)
+
+
 def _reload(service: Service, requested: threading.Event) -> None:
     """Reload the rules when their files changed, or unconditionally after SIGHUP."""
     force = requested.is_set()
@@ -48,8 +56,8 @@ def _reload(service: Service, requested: threading.Event) -> None:
 
 
 def run_service(service: Service, report: Callable[[str], None] = print) -> None:
-    """Poll due feeds every `poll_tick` seconds and send each destination's due alerts every few seconds,
-    until SIGTERM/SIGINT; in-flight polls finish first. The rules
+    """Poll due feeds every `poll_tick` seconds and send each destination's due alerts and digests every few
+    seconds, until SIGTERM/SIGINT; in-flight polls finish first. The rules
     directory is checked for changes every `rules_reload_interval` seconds; after SIGHUP the next check reloads
     it whether or not it changed."""
     scheduler = BlockingScheduler(timezone=UTC)
@@ -64,19 +72,21 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
         misfire_grace_time=max(60, int(service.settings.poll_tick * 2)),
     )
 
-    # One delivery job per immediate destination, apart from polling and from each other: a slow SMTP
-    # server, Slack's pace of one message a second or a 429 never hold up polls or another destination.
+    # One delivery job per destination, apart from polling and from each other: a slow SMTP server, Slack's
+    # pace of one message a second or a 429 never hold up polls or another destination. A digest
+    # destination's job looks every few seconds whether its period has ended (cron in its time zone): a
+    # digest is opened once per period, so a service that was down sends it when it is back.
     for destination in service.destinations.items:
-        if destination.mode == "immediate":
-            scheduler.add_job(
-                guarded(f"deliver-{destination.name}", partial(deliver_round, service, report, destination.name)),
-                "interval",
-                seconds=min(DELIVER_TICK, service.settings.poll_tick),
-                next_run_time=datetime.now(UTC),
-                id=f"deliver-{destination.name}",
-                max_instances=1,
-                coalesce=True,
-            )
+        job = deliver_round if destination.mode == "immediate" else digest_round
+        scheduler.add_job(
+            guarded(f"deliver-{destination.name}", partial(job, service, report, destination.name)),
+            "interval",
+            seconds=min(DELIVER_TICK, service.settings.poll_tick),
+            next_run_time=datetime.now(UTC),
+            id=f"deliver-{destination.name}",
+            max_instances=1,
+            coalesce=True,
+        )
 
     reload_requested = threading.Event()
     scheduler.add_job(

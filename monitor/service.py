@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.models import FeedSource, PollSummary
-from monitor.notify.console import ConsoleNotifier
 from monitor.notify.destinations import load_destinations, unknown_routes
-from monitor.notify.email import EmailNotifier
-from monitor.notify.sender import DeliverySummary, Notifier, deliver_due
+from monitor.notify.digest import send_due_digests
+from monitor.notify.notifiers import notifiers
+from monitor.notify.sender import DeliverySummary, deliver_due
 from monitor.notify.slack import SlackNotifier
 from monitor.pipeline.article import warm_up
 from monitor.pipeline.fetch import Fetcher
@@ -76,11 +76,19 @@ class Service:
         return True
 
     def deliver(self, write: Callable[[str], None] = print, destination: str | None = None) -> DeliverySummary:
-        """Send the outbox rows that are due (console: ``write``), of every destination or of one."""
-        notifiers: dict[str, Notifier] = {"console": ConsoleNotifier(self.db, write), "slack": self._slack,
-                                          "email": EmailNotifier(self.db, self.destinations)}
-        return deliver_due(self.db, self.destinations, notifiers, lease=timedelta(seconds=self.settings.delivery_lease),
-                           only=destination)
+        """Send the outbox rows that are due (console: ``write``), of every immediate destination or of one."""
+        return deliver_due(self.db, self.destinations, notifiers(self.db, self.destinations, write, self._slack),
+                           lease=self._lease, only=destination)
+
+    def send_digests(self, write: Callable[[str], None] = print, destination: str | None = None) -> DeliverySummary:
+        """Open the digests whose period has ended and send the due ones, of every digest destination or
+        of one."""
+        return send_due_digests(self.db, self.destinations, notifiers(self.db, self.destinations, write, self._slack),
+                                lease=self._lease, only=destination)
+
+    @property
+    def _lease(self) -> timedelta:
+        return timedelta(seconds=self.settings.delivery_lease)
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         return self.poller.poll(self.feeds, on_done)

@@ -41,13 +41,16 @@ def test_routing(tmp_path: Path) -> None:
     destinations = load_destinations(tmp_path / "d.yaml", {})
     # no routes: the default; several rules to one destination make one row listing them all
     assert plan_deliveries([match("tariff"), match("fta-round")], destinations) == [
-        PlannedDelivery("desk", "alert", ("tariff", "fta-round"))]
+        PlannedDelivery("desk", "alert", ("tariff", "fta-round"), True)]
     # a rule's own routes; a digest destination collects, an immediate one alerts
     assert plan_deliveries([match("tariff", routes=("trade", "archive"))], destinations) == [
-        PlannedDelivery("trade", "alert", ("tariff",)), PlannedDelivery("archive", "digest", ("tariff",))]
+        PlannedDelivery("trade", "alert", ("tariff",), True), PlannedDelivery("archive", "digest", ("tariff",), True)]
     # a digest-severity rule never alerts at once: only digests get it
+    # (a digest row is marked alert when one of its rules is: quiet hours never hold those)
     assert plan_deliveries([match("tariff", "digest", ("desk", "archive"))], destinations) == [
-        PlannedDelivery("archive", "digest", ("tariff",))]
+        PlannedDelivery("archive", "digest", ("tariff",), False)]
+    assert plan_deliveries([match("tariff", "digest", ("archive",)), match("trade", "alert", ("archive",))],
+                           destinations) == [PlannedDelivery("archive", "digest", ("tariff", "trade"), True)]
     assert plan_deliveries([match("tariff", "digest")], destinations) == []
 
 

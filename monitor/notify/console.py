@@ -1,10 +1,13 @@
-"""Console destination: each alert printed on standard output, the reason for every rule it matched."""
+"""Console destination: each alert printed on standard output, the reason for every rule it matched; a
+digest printed as the plain text of its e-mail."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from monitor.console import format_match
+from monitor.notify.digest_content import Digest
+from monitor.notify.email import digest_text
 from monitor.store import queries
 from monitor.store.db import Database
 from monitor.store.outbox import Claim
@@ -25,3 +28,10 @@ class ConsoleNotifier:
         if claim.possible_duplicate:
             text = "(possible duplicate: an earlier attempt may have been printed)\n" + text
         self._write(text)
+
+    def send_digest(self, digest: Digest, parts_sent: int, part_done: Callable[[int], None]) -> None:
+        if not parts_sent:
+            self._write(digest_text(digest))
+
+    def preview(self, digest: Digest) -> str:
+        return digest_text(digest)

@@ -13,10 +13,10 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from apscheduler.triggers.cron import CronTrigger
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError
+from monitor.notify.cron import cron_trigger
 from monitor.rules.engine import RuleSet
 from monitor.yamlfile import line_of, load_yaml, without_line
 
@@ -126,11 +126,14 @@ class DestinationModel(BaseModel):
             if not self.schedule:
                 raise ValueError("a digest destination needs schedule (cron, e.g. \"0 8 * * *\")")
             try:
-                CronTrigger.from_crontab(self.schedule, timezone=ZoneInfo(self.timezone))
+                cron_trigger(self.schedule, ZoneInfo(self.timezone))
             except ValueError as exc:
                 raise ValueError(f"schedule {self.schedule!r} is not a five-field cron expression: {exc}") from exc
         elif self.schedule:
             raise ValueError("schedule belongs to mode: digest")
+        elif self.quiet_hours is not None:
+            raise ValueError("quiet_hours hold back non-alert items, and an immediate destination receives only "
+                             "alert items (they are never held): give quiet_hours to a digest destination")
         getattr(self, f"_check_{self.kind}")()
         return self
 

@@ -1,5 +1,6 @@
-"""E-mail destination: one multipart (plain text + HTML, Jinja2 templates) message per alert over SMTP
-with STARTTLS, implicit TLS (certificates verified) or, to a loopback server only, no TLS.
+"""E-mail destination: one multipart (plain text + HTML, Jinja2 templates) message per alert, and per
+digest (grouped by rule, with counts, snippets and links), over SMTP with STARTTLS, implicit TLS
+(certificates verified) or, to a loopback server only, no TLS.
 
 Untrusted text cannot become a header (CR/LF and other controls in the subject are folded to spaces)
 and is escaped in the HTML, where only http(s) links are made. Recipients the server refuses while it
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 import smtplib
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
@@ -19,6 +20,7 @@ from markupsafe import Markup, escape
 
 from monitor.errors import ClientError, ServerError, TransportError
 from monitor.notify.destinations import DestinationModel, Destinations
+from monitor.notify.digest_content import Digest
 from monitor.store import queries
 from monitor.store.db import Database
 from monitor.store.outbox import Claim
@@ -29,6 +31,7 @@ _TEMPLATES = Environment(loader=PackageLoader("monitor.notify", "templates"),
                          autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
                          keep_trailing_newline=True)
 SUBJECT_CHARS = 200
+DIGEST_ITEMS_PER_RULE = 100  # articles listed under one rule of a digest; the rest are counted
 
 
 def header_text(value: str, limit: int = SUBJECT_CHARS) -> str:
@@ -63,14 +66,47 @@ def compose(matches: Sequence[MatchView], destination: DestinationModel, possibl
                    "terms": sorted({str(h.get("term")) for h in hits if isinstance(h, dict)})}
                   for m in matches for hits in [m.explanation.get("hits") or []] if isinstance(hits, list)],
     }
+    message = _message(destination, header_text(f"[{', '.join(m.rule for m in matches)}] {first.title}"))
+    message.set_content(_TEMPLATES.get_template("alert.txt.j2").render(context))
+    message.add_alternative(_TEMPLATES.get_template("alert.html.j2").render(context), subtype="html")
+    return message
+
+
+def _digest_context(digest: Digest) -> dict[str, object]:
+    return {
+        "heading": digest.heading, "possible_duplicate": digest.possible_duplicate,
+        "groups": [{
+            "id": group.rule, "title": group.title, "count": len(group.matches),
+            "more": max(len(group.matches) - DIGEST_ITEMS_PER_RULE, 0),
+            "items": [{"title": header_text(m.title or "(no title)", 1000), "link": http_link(m.url), "feed": m.feed,
+                       "published": f"{m.published:%Y-%m-%d %H:%M} UTC" if m.published else None,
+                       "snippet": header_text(str(m.explanation.get("snippet", "")), 2000),
+                       "snippet_html": _bold(m)}
+                      for m in group.matches[:DIGEST_ITEMS_PER_RULE]],
+        } for group in digest.groups],
+    }
+
+
+def digest_text(digest: Digest) -> str:
+    """The digest as plain text (the e-mail's text part; the console destination prints it)."""
+    return _TEMPLATES.get_template("digest.txt.j2").render(_digest_context(digest))
+
+
+def compose_digest(digest: Digest, destination: DestinationModel) -> EmailMessage:
+    context = _digest_context(digest)
+    message = _message(destination, header_text(f"[monitor] {digest.heading}"))
+    message.set_content(_TEMPLATES.get_template("digest.txt.j2").render(context))
+    message.add_alternative(_TEMPLATES.get_template("digest.html.j2").render(context), subtype="html")
+    return message
+
+
+def _message(destination: DestinationModel, subject: str) -> EmailMessage:
     message = EmailMessage()
-    message["Subject"] = header_text(f"[{', '.join(m.rule for m in matches)}] {first.title}")
+    message["Subject"] = subject
     message["From"] = destination.sender or ""
     message["To"] = ", ".join(destination.to)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=(destination.sender or "monitor@localhost").rsplit("@", 1)[-1])
-    message.set_content(_TEMPLATES.get_template("alert.txt.j2").render(context))
-    message.add_alternative(_TEMPLATES.get_template("alert.html.j2").render(context), subtype="html")
     return message
 
 
@@ -82,14 +118,35 @@ class EmailNotifier:
         self._destinations = destinations
 
     def send(self, claim: Claim) -> None:
-        destination = self._destinations.get(claim.destination)
-        if destination is None or destination.kind != "email" or destination.smtp is None:
-            raise ClientError(f"{claim.destination}: not an email destination", 400)
+        destination = self._destination(claim.destination)
         matches = queries.claimed_matches(self._db, claim)
         if matches:
-            refused = deliver_message(destination, compose(matches, destination, claim.possible_duplicate))
-            if refused:
-                raise PartlyRefused(refused)
+            self._deliver(destination, compose(matches, destination, claim.possible_duplicate))
+
+    def send_digest(self, digest: Digest, parts_sent: int, part_done: Callable[[int], None]) -> None:
+        """One message for the whole digest (one part)."""
+        if parts_sent:
+            return
+        destination = self._destination(digest.destination)
+        self._deliver(destination, compose_digest(digest, destination))
+
+    def preview(self, digest: Digest) -> str:
+        destination = self._destination(digest.destination)
+        message = compose_digest(digest, destination)
+        text = message.get_body(("plain",))
+        return f"Subject: {message['Subject']}\nTo: {message['To']}\n\n{text.get_content() if text else ''}"
+
+    def _destination(self, name: str) -> DestinationModel:
+        destination = self._destinations.get(name)
+        if destination is None or destination.kind != "email" or destination.smtp is None:
+            raise ClientError(f"{name}: not an email destination", 400)
+        return destination
+
+    @staticmethod
+    def _deliver(destination: DestinationModel, message: EmailMessage) -> None:
+        refused = deliver_message(destination, message)
+        if refused:
+            raise PartlyRefused(refused)
 
 
 class PartlyRefused(Exception):

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from monitor.errors import MonitorError
 from monitor.notify.destinations import DestinationModel, Destinations
 from monitor.notify.email import compose, deliver_message
-from monitor.notify.slack import SlackNotifier, render
+from monitor.notify.slack import SlackNotifier
+from monitor.notify.slack_blocks import render
 from monitor.store.db import Database
 from monitor.store.queries import MatchView
 

@@ -14,6 +14,7 @@ class PlannedDelivery:
     destination: str
     kind: str  # alert: sent at once | digest: collected by the destination's digest
     rules: tuple[str, ...]
+    alert: bool = False  # one of the rules has severity alert (quiet hours never hold it)
 
 
 def plan_deliveries(matches: Sequence[Match], destinations: Destinations) -> list[PlannedDelivery]:
@@ -22,6 +23,7 @@ def plan_deliveries(matches: Sequence[Match], destinations: Destinations) -> lis
     the ``digest`` ones (those go only into digests). Several rules routed to one destination make one row
     that lists them all, in match order."""
     planned: dict[str, tuple[str, list[str]]] = {}
+    alerts: set[str] = set()
     for match in matches:
         for name in destinations.routes_for(match.routes):
             destination = destinations.get(name)
@@ -33,4 +35,6 @@ def plan_deliveries(matches: Sequence[Match], destinations: Destinations) -> lis
             rules = planned.setdefault(name, (kind, []))[1]
             if match.rule_id not in rules:
                 rules.append(match.rule_id)
-    return [PlannedDelivery(name, kind, tuple(rules)) for name, (kind, rules) in planned.items()]
+            if match.severity == "alert":
+                alerts.add(name)
+    return [PlannedDelivery(name, kind, tuple(rules), name in alerts) for name, (kind, rules) in planned.items()]

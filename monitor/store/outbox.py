@@ -41,6 +41,9 @@ class Planned(Protocol):
     @property
     def rules(self) -> tuple[str, ...]: ...
 
+    @property
+    def alert(self) -> bool: ...
+
 
 Plan = Callable[[Sequence[Match]], Iterable[Planned]]
 
@@ -61,8 +64,8 @@ def queue_deliveries(session: Session, articles: list[tuple[int, tuple[Match, ..
     """Outbox rows for new articles' matches, inside the caller's transaction. A row that exists already
     (same article and destination) is left as it is: queuing twice never sends twice."""
     rows = [{"article_id": article_id, "destination": p.destination, "kind": p.kind,
-             "rules": json.dumps(list(p.rules)), "status": "pending", "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "possible_duplicate": False}
+             "rules": json.dumps(list(p.rules)), "status": "pending", "alert": p.alert, "attempts": 0,
+             "next_attempt_at": now, "created_at": now, "possible_duplicate": False}
             for article_id, matches in articles for p in plan(matches)]
     if not rows:
         return 0
@@ -109,6 +112,15 @@ def mark_sent(db: Database, delivery_id: int, now: datetime, note: str | None = 
 
 def mark_retry(db: Database, delivery_id: int, error: str, at: datetime) -> None:
     _set(db, delivery_id, status="pending", next_attempt_at=at, last_error=error[:2000])
+
+
+def hold_destination(db: Database, destination: str, until: datetime) -> None:
+    """No pending alert row of ``destination`` is due before ``until`` (the provider asked to wait)."""
+    with db.write() as session:
+        session.execute(update(_DELIVERIES)
+                        .where(_DELIVERIES.c.destination == destination, _DELIVERIES.c.status == "pending",
+                               _DELIVERIES.c.kind == "alert", _DELIVERIES.c.next_attempt_at < until)
+                        .values(next_attempt_at=until))
 
 
 def mark_given_up(db: Database, delivery_id: int, status: str, error: str) -> None:

@@ -275,6 +275,7 @@ class MatchView:
     matched_at: datetime
     text_source: str
     explanation: dict[str, object]
+    article_id: int = 0
 
     def snippet_pieces(self) -> list[tuple[str, bool]]:
         """The explanation's snippet as (text, is a matched term) pieces, for renderers that mark the terms
@@ -328,7 +329,7 @@ def list_matches(db: Database, rule: str | None = None, since: datetime | None =
             id=m.id or 0, rule=m.rule_id, rule_title=m.rule_title, severity=m.severity, title=a.title,
             url=a.url, feed=(feeds.get(a.id or 0) or ["?"])[0], feeds=tuple(feeds.get(a.id or 0, [])),
             lang=a.lang, published=a.published_at, matched_at=m.matched_at, text_source=a.text_source,
-            explanation=json.loads(m.explanation),
+            explanation=json.loads(m.explanation), article_id=a.id or 0,
         )
         for m, a in rows
     ]

@@ -88,8 +88,34 @@ class DeliveryRow(SQLModel, table=True):
     kind: str = Field(max_length=10)  # alert (sent at once) | digest (collected by the digest job)
     rules: str = Field(sa_column=Column(Text, nullable=False))  # JSON list of the rule ids routed here
     status: str = Field(max_length=10, index=True)  # pending | sending | sent | failed | dead
+    alert: bool = False  # a rule routed here has severity alert (a digest's quiet hours never hold it)
+    digest_id: int | None = Field(default=None, foreign_key="digests.id", index=True)  # the digest it went into
     attempts: int = 0
     next_attempt_at: datetime = Field(index=True)
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    possible_duplicate: bool = False
+
+
+class DigestRow(SQLModel, table=True):
+    """One digest of a destination: the pending digest rows it took are frozen into it (deliveries.digest_id)
+    in the transaction that creates it, so a retried or interrupted digest sends the same content. One per
+    (destination, period_end): running the digest job twice sends one digest."""
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("destination", "period_end", name="uq_digests_destination_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    destination: str = Field(max_length=64, index=True)
+    period_end: datetime  # the schedule's fire time (or quiet hours' end, or the moment of `digest --now`)
+    kind: str = Field(max_length=10)  # scheduled | quiet (the mini-digest at quiet hours' end) | manual
+    alerts_only: bool = False  # a scheduled time inside quiet hours: only alert items went out
+    items: int = 0  # outbox rows (articles) it holds
+    status: str = Field(max_length=10, index=True)  # pending | sending | sent | failed | dead
+    attempts: int = 0
+    parts_sent: int = 0  # messages of a split (Slack) digest already accepted: a retry sends only the rest
+    next_attempt_at: datetime
     created_at: datetime
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
