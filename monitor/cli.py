@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -20,6 +21,7 @@ from monitor.cli_rules import rules_app
 from monitor.console import format_match
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
+from monitor.logs import redact
 from monitor.models import PollSummary
 from monitor.settings import Settings
 from monitor.store import queries
@@ -42,6 +44,15 @@ app.command("deliver")(deliver)
 app.command("digest")(digest)
 app.command("deliveries")(deliveries)
 _settings = settings_or_exit
+
+
+def main() -> None:
+    """The `monitor` command. A crash prints its traceback with every configured secret shown as ****."""
+    try:
+        app()
+    except Exception:  # the last boundary: nothing left to handle it, only to report it safely
+        sys.stderr.write(redact(traceback.format_exc()))
+        sys.exit(1)
 
 
 def _service(settings: Settings) -> Service:

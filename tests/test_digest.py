@@ -71,6 +71,11 @@ def test_due_period_with_quiet_hours(tmp_path: Path) -> None:
         "     quiet_hours: {start: '22:00', end: '07:00'}}\n")), {}).items[0]
     assert due_period(half, at("2026-11-21 07:10")) == Period(at("2026-11-21 07:00"), "quiet", False)
     assert due_period(half, at("2026-11-21 07:40")) == Period(at("2026-11-21 07:30"), "scheduled", False)
+    # no fire time inside the quiet hours: nothing was held, no release when they end
+    morning = load_destinations(_destinations(tmp_path, (
+        "  - {name: digest, kind: console, mode: digest, schedule: '0 8 * * *', timezone: Asia/Seoul,\n"
+        "     quiet_hours: {start: '22:00', end: '07:00'}}\n")), {}).items[0]
+    assert due_period(morning, at("2026-11-29 22:30")) == Period(at("2026-11-28 23:00"), "scheduled", False)
 
 
 def test_quiet_hours_on_an_immediate_destination_are_refused(tmp_path: Path) -> None:

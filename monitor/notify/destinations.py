@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from monitor.errors import ConfigError
+from monitor.logs import redact_secrets
 from monitor.notify.cron import cron_trigger
 from monitor.rules.engine import RuleSet
 from monitor.yamlfile import line_of, load_yaml, without_line
@@ -96,6 +97,7 @@ class DestinationModel(BaseModel):
     token: SecretStr | None = None
     channel: str | None = None
     base_url: str | None = None
+    timeout: float | None = Field(None, gt=0, le=300)  # seconds for one Slack request (default 15)
     # email
     smtp: Smtp | None = None
     sender: str | None = Field(None, alias="from")
@@ -155,10 +157,10 @@ class DestinationModel(BaseModel):
     def _check_email(self) -> None:
         if self.smtp is None or self.sender is None or not self.to:
             raise ValueError("an email destination needs smtp, from and to")
-        self._no_fields("webhook_url", "token", "channel", "base_url")
+        self._no_fields("webhook_url", "token", "channel", "base_url", "timeout")
 
     def _check_console(self) -> None:
-        self._no_fields("webhook_url", "token", "channel", "base_url", "smtp", "sender")
+        self._no_fields("webhook_url", "token", "channel", "base_url", "timeout", "smtp", "sender")
         if self.to:
             raise ValueError("'to' belongs to an email destination")
 
@@ -182,6 +184,26 @@ class Destinations:
 
     def routes_for(self, routes: tuple[str, ...] | list[str]) -> tuple[str, ...]:
         return tuple(routes) or self.default_routes
+
+    def secrets(self) -> list[str]:
+        """Every secret value of the file: webhook URLs (and their paths, which hold the secret), tokens,
+        SMTP credentials."""
+        values: list[str] = []
+        for item in self.items:
+            if item.webhook_url is not None:
+                url = item.webhook_url.get_secret_value()
+                values += [url, urlsplit(url).path]
+            if item.token is not None:
+                values.append(item.token.get_secret_value())
+            if item.smtp is not None:
+                values += [s.get_secret_value() for s in (item.smtp.username, item.smtp.password) if s is not None]
+        return [v for v in values if len(v) >= 6]
+
+    def redact(self, text: str) -> str:
+        """``text`` with every secret value shown as ****."""
+        for secret in sorted(self.secrets(), key=len, reverse=True):
+            text = text.replace(secret, _MASK)
+        return text
 
 
 EMBEDDED = Destinations((DestinationModel.model_validate({"name": "console", "kind": "console"}),), ("console",),
@@ -217,7 +239,9 @@ def load_destinations(path: Path | None, env: dict[str, str] | None = None) -> D
     unknown = [r for r in routes if r not in names]
     if unknown:
         raise ConfigError(f"{path}: default_routes names unknown destination {unknown[0]!r} (known: {names})")
-    return Destinations(tuple(items), tuple(routes), str(path))
+    loaded = Destinations(tuple(items), tuple(routes), str(path))
+    redact_secrets(loaded.secrets())  # never in a log line, whatever logs it
+    return loaded
 
 
 def _destination(path: Path, index: int, raw: Any, env: dict[str, str]) -> DestinationModel:

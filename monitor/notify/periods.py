@@ -55,18 +55,21 @@ def last_fire(schedule: str, zone: ZoneInfo, now: datetime) -> datetime | None:
     return None
 
 
-def last_quiet_end(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> datetime:
-    """The latest end of the quiet hours at or before ``now``."""
+def last_quiet_window(quiet: QuietHours, zone: ZoneInfo, now: datetime) -> tuple[datetime, datetime]:
+    """(start, end) of the latest quiet hours that ended at or before ``now``."""
     local = now.astimezone(zone)
     end = datetime.combine(local.date(), _clock(quiet.end), tzinfo=zone)
     if end > local:
         end = datetime.combine(local.date() - timedelta(days=1), _clock(quiet.end), tzinfo=zone)
-    return end
+    start = datetime.combine(end.date(), _clock(quiet.start), tzinfo=zone)
+    if start >= end:
+        start = datetime.combine(end.date() - timedelta(days=1), _clock(quiet.start), tzinfo=zone)
+    return start, end
 
 
 def due_period(destination: DestinationModel, now: datetime) -> Period | None:
     """The latest period of a digest destination that has ended by ``now``: its last fire time, or the end of
-    its quiet hours if that came later."""
+    its quiet hours if that came later and a fire time fell inside them."""
     if destination.mode != "digest" or not destination.schedule:
         return None
     zone = ZoneInfo(destination.timezone)
@@ -76,7 +79,11 @@ def due_period(destination: DestinationModel, now: datetime) -> Period | None:
         quiet = in_quiet_hours(destination.quiet_hours, fire, zone)
         candidates.append(Period(fire.astimezone(UTC), "scheduled", quiet))
     if destination.quiet_hours is not None:
-        candidates.append(Period(last_quiet_end(destination.quiet_hours, zone, now).astimezone(UTC), "quiet", False))
+        # a release when the quiet hours end, if a digest was due during them (and so held back)
+        start, end = last_quiet_window(destination.quiet_hours, zone, now)
+        held = cron_trigger(destination.schedule, zone).get_next_fire_time(None, start)
+        if held is not None and held < end:
+            candidates.append(Period(end.astimezone(UTC), "quiet", False))
     if not candidates:
         return None
     # the later one wins; a fire time at the very end of the quiet hours is the scheduled digest itself

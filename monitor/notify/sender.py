@@ -17,6 +17,8 @@ from functools import partial
 from typing import Protocol
 
 from monitor.errors import MonitorError, RetryLater
+from monitor.faults import checkpoint
+from monitor.logs import redact
 from monitor.notify.destinations import Destinations
 from monitor.notify.email import PartlyRefused
 from monitor.store.db import Database
@@ -63,10 +65,11 @@ def attempt(send: Callable[[], None], attempts: int, now: datetime) -> Outcome:
     """Run one send and classify how it ended (``attempts``: made so far, this one included)."""
     try:
         send()
+        checkpoint("after_provider_200")
     except PartlyRefused as exc:  # sent to the others: never again; the refusals stay on the row
-        return Outcome("sent", str(exc))
+        return Outcome("sent", redact(str(exc)))
     except (RetryLater, OSError) as exc:
-        message = f"{type(exc).__name__}: {exc}"
+        message = redact(f"{type(exc).__name__}: {exc}")  # a provider may echo a webhook URL or a token
         if attempts >= MAX_ATTEMPTS:
             return Outcome("dead", message)
         retry_after = getattr(exc, "retry_after", None)  # the provider's Retry-After (Slack 429)
@@ -75,7 +78,7 @@ def attempt(send: Callable[[], None], attempts: int, now: datetime) -> Outcome:
             return Outcome("retry", message, max(now, datetime.now(UTC)) + wait, rate_limited=True)
         return Outcome("retry", message, max(now, datetime.now(UTC)) + backoff(attempts))
     except MonitorError as exc:
-        return Outcome("failed", str(exc))
+        return Outcome("failed", redact(str(exc)))
     return Outcome("sent")
 
 

@@ -84,7 +84,7 @@ class SlackNotifier:
 
     def _webhook(self, destination: DestinationModel, text: str, blocks: list[Block]) -> None:
         assert destination.webhook_url is not None
-        client = WebhookClient(destination.webhook_url.get_secret_value(), timeout=TIMEOUT)
+        client = WebhookClient(destination.webhook_url.get_secret_value(), timeout=_timeout(destination))
         response = client.send(text=text, blocks=blocks)
         if response.status_code == 200:
             return
@@ -92,13 +92,17 @@ class SlackNotifier:
 
     def _post(self, destination: DestinationModel, text: str, blocks: list[Block]) -> None:
         assert destination.token is not None
-        client = WebClient(token=destination.token.get_secret_value(), timeout=TIMEOUT,
+        client = WebClient(token=destination.token.get_secret_value(), timeout=_timeout(destination),
                            base_url=destination.base_url or WebClient.BASE_URL)
         try:
             client.chat_postMessage(channel=destination.channel or "", text=text, blocks=blocks)
         except SlackApiError as exc:
             response = exc.response
             _raise_for(destination.name, response.status_code, str(response.get("error", "")), response.headers)
+
+
+def _timeout(destination: DestinationModel) -> int:
+    return max(1, round(destination.timeout or TIMEOUT))
 
 
 # Web API error codes worth retrying; any other error is permanent (invalid_auth, channel_not_found...).

@@ -21,6 +21,7 @@ from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
+from monitor.faults import checkpoint
 from monitor.models import Entry, FeedSource, PollSummary, ProcessedEntry, Validators
 from monitor.notify.destinations import EMBEDDED, Destinations
 from monitor.notify.routing import plan_deliveries
@@ -292,6 +293,7 @@ class Poller:
         processed = [item for item in work.results if item is not None]
         new_entries, new_matches = queries.store_entries(
             self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn, self._plan)
+        checkpoint("after_outbox_commit")
         log.info("feed=%s event=polled entries=%d new_entries=%d new_matches=%d",
                  work.feed.name, work.parsed_count, new_entries, new_matches)
         return PollSummary(feeds_ok=1, new_entries=new_entries, new_matches=new_matches)

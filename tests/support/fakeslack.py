@@ -40,6 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         srv = self.server
         with srv.lock:
             srv.posts.append((self.path, dict(self.headers), body))
+            srv.times.append(time.monotonic())
             script = srv.script.get(self.path, [])
             answer = script.pop(0) if script else None
         if answer is None:
@@ -61,6 +62,7 @@ class FakeSlack(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.posts: list[tuple[str, dict[str, str], dict[str, Any]]] = []
+        self.times: list[float] = []  # time.monotonic() of each post
         self.script: dict[str, list[Answer]] = {}
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
