@@ -6,8 +6,8 @@ per digest destination at its time, nothing the second time; escaping (cases 26,
 from __future__ import annotations
 
 import email
-import html
 import email.policy
+import html
 import json
 import sqlite3
 from collections.abc import Iterator

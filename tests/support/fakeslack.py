@@ -1,5 +1,6 @@
 """A fake Slack on 127.0.0.1 that slack-sdk talks to (webhook URLs and the Web API base_url): it records
-every POST and answers from a script (429 with Retry-After, 5xx, 4xx, or a stall), else success."""
+every POST and answers from a script (429 with Retry-After, 5xx, 4xx, or a stall), else success, unless
+the message breaks Slack's size limits (400 invalid_blocks, counted in ``oversize``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,19 @@ class Answer:
     body: str = "ok"
     headers: dict[str, str] = field(default_factory=dict)
     stall: float = 0.0
+
+
+def _text(block: dict[str, Any]) -> str:
+    if isinstance(block.get("text"), dict):
+        return str(block["text"].get("text", ""))
+    return "".join(str(e.get("text", "")) for e in block.get("elements", []))
+
+
+def _oversize(body: dict[str, Any]) -> bool:
+    """Beyond Slack's limits: more than 50 blocks, a section over 3,000 characters, a message over 4,000."""
+    blocks = body.get("blocks") or []
+    texts = [_text(b) for b in blocks]
+    return len(blocks) > 50 or any(len(t) > 3000 for t in texts) or sum(map(len, texts)) > 4000
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -43,6 +57,9 @@ class _Handler(BaseHTTPRequestHandler):
             srv.times.append(time.monotonic())
             script = srv.script.get(self.path, [])
             answer = script.pop(0) if script else None
+            if answer is None and _oversize(body):  # as Slack does: never expected to happen
+                srv.oversize += 1
+                answer = Answer(400, "invalid_blocks")
         if answer is None:
             answer = Answer(body=json.dumps({"ok": True}) if self.path.startswith("/api/") else "ok")
         if answer.stall:
@@ -63,6 +80,7 @@ class FakeSlack(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.posts: list[tuple[str, dict[str, str], dict[str, Any]]] = []
         self.times: list[float] = []  # time.monotonic() of each post
+        self.oversize = 0  # messages refused for breaking Slack's size limits
         self.script: dict[str, list[Answer]] = {}
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
