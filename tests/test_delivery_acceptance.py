@@ -184,6 +184,7 @@ def test_alerts_at_once_digests_at_their_time_each_once_and_everything_escaped(
     assert sorted((d["destination"], d["status"], d["items"]) for d in digests) == [
         ("evening-digest", "sent", len(matched)), ("morning-digest", "sent", len(matched)),
         ("team-digest", "sent", len(matched))]
+    assert slack.oversize == 0  # never a message beyond Slack's limits
     assert "secretpart" not in first.stderr + second.stderr + third.stderr + listed.stdout
     assert "xoxb-test-token" not in first.stderr + second.stderr + third.stderr + listed.stdout
 

@@ -411,3 +411,28 @@ def test_case_32_polling_goes_on_while_smtp_hangs(server: LocalServer, tmp_path:
     finally:
         _stop(proc)
         silent.close()
+
+
+def test_case_21_for_a_digest_killed_after_the_server_accepted_it_resends_it_once_flagged(
+        unused_port: int, tmp_path: Path) -> None:
+    box = Mailbox()
+    controller = _smtp(box, unused_port)
+    try:
+        db, _, _ = _digest_setup(tmp_path, unused_port)
+        db.dispose()
+        env = base_env(tmp_path, tmp_path / "feeds.yaml", MONITOR_DESTINATIONS_FILE=str(tmp_path / "destinations.yaml"),
+                       MONITOR_DELIVERY_LEASE="1s")
+        killed = monitor(["deliver", "--once"], {**env, "MONITOR_KILL_AT": "after_provider_200"}, tmp_path)
+        assert killed.returncode == -signal.SIGKILL and len(box.messages) == 1
+        time.sleep(1.2)  # the dead sender's lease runs out
+        again = monitor(["deliver", "--once"], env, tmp_path)
+        assert again.returncode == 0 and "sent: 1" in again.stderr, again.stderr
+        assert monitor(["deliver", "--once"], env, tmp_path).returncode == 0
+    finally:
+        controller.stop()
+    assert len(box.messages) == 2  # one documented re-send in the ambiguous window
+    resent = box.messages[1][1].get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "possible duplicate" in resent and "possible duplicate" not in str(box.messages[0][1])
+    with sqlite3.connect(_db_path(tmp_path)) as conn:
+        assert conn.execute("SELECT status, attempts, possible_duplicate, items FROM digests").fetchall() == [
+            ("sent", 2, 1, 3)]

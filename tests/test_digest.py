@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from support.fakeslack import Answer, FakeSlack
+from support.httpserver import LocalServer
 from support.outbox import Item, at, seed
 
 from monitor.notify.destinations import QuietHours, load_destinations
@@ -21,6 +22,7 @@ from monitor.notify.digest_content import build_digest
 from monitor.notify.notifiers import notifiers
 from monitor.notify.periods import Period, due_period, in_quiet_hours, last_fire
 from monitor.notify.slack_blocks import MAX_BLOCKS, MAX_MESSAGE_CHARS, MAX_SECTION_CHARS, render_digest, text_of
+from monitor.store.db import Database
 from monitor.store.digests import list_digests
 from monitor.store.queries import MatchView
 
@@ -267,3 +269,63 @@ def test_bad_cron_schedules_are_refused(schedule: str, error: str) -> None:
 
     with pytest.raises(ValueError, match=error):
         cron_trigger(schedule, ZoneInfo("UTC"))
+
+
+def test_rows_queued_before_a_destination_changed_mode_are_still_sent(tmp_path: Path) -> None:
+    from monitor.notify.sender import deliver_due
+
+    path = _destinations(tmp_path, "  - {name: digest, kind: console, mode: digest, schedule: '0 8 * * *'}\n"
+                                   "  - {name: screen, kind: console}\n")
+    destinations = load_destinations(path, {})
+    # queued while 'digest' was immediate (alert rows) and 'screen' a digest destination (digest rows)
+    items = [Item(f"Story {n}", f"https://news.test/{n}", [("tariff", "alert")], at("2026-11-20 06:00"),
+                  destinations=["digest" if n < 2 else "screen"]) for n in range(4)]
+    db = seed(tmp_path / "m.db", items[:2], kind="alert")
+    db.dispose()
+    with sqlite3.connect(tmp_path / "m.db") as conn:  # the other two as digest rows, for 'screen'
+        conn.execute("INSERT INTO deliveries (article_id, destination, kind, rules, status, alert, attempts, "
+                     "next_attempt_at, created_at, possible_duplicate) SELECT article_id, 'screen', 'digest', rules, "
+                     "'pending', 1, 0, next_attempt_at, created_at, 0 FROM deliveries")
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    screen = Screen()
+    kinds = notifiers(db, destinations, screen)
+    assert deliver_due(db, destinations, kinds, at("2026-11-20 07:00")).sent == 2  # 'screen': one by one
+    assert send_due_digests(db, destinations, kinds, at("2026-11-20 08:00:01")).sent == 1  # 'digest': one digest
+    assert len(screen.printed) == 3 and "digest digest: 2 articles" in screen.printed[2]
+    assert {s for _, s, _ in _statuses(tmp_path / "m.db")} == {"sent"}
+    db.dispose()
+
+
+def test_monitor_run_sends_a_due_digest_once(server: LocalServer, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import write_feeds
+    from support.httpserver import Route
+    from support.site import rss
+    from test_cli import base_env
+
+    server.routes["/feed.xml"] = Route(rss([], server.base))
+    feeds = write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml")}])
+    path, _ = _console_digest(tmp_path, "0 8 * * *")
+    (tmp_path / "data").mkdir()
+    seed(tmp_path / "data" / "monitor.db", [Item(f"Story {n}", f"https://news.test/{n}", [("tariff", "alert")],
+                                                 at("2026-11-20 06:00")) for n in range(3)]).dispose()
+    env = base_env(tmp_path, feeds, MONITOR_DESTINATIONS_FILE=str(path), MONITOR_POLL_TICK="0.5")
+    out = tmp_path / "out.txt"
+    with out.open("wb") as handle:
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=env, cwd=tmp_path, stdout=handle,
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "3 articles" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)  # several more rounds of the digest job
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    assert out.read_text().count("digest digest: 3 articles, 1 rule") == 1
+    with sqlite3.connect(tmp_path / "data" / "monitor.db") as conn:
+        assert conn.execute("SELECT status, items FROM digests").fetchall() == [("sent", 3)]

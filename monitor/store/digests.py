@@ -40,8 +40,9 @@ class DigestClaim:
 
 
 def _waiting(destination: str, until: datetime, alerts_only: bool = False) -> list[Any]:
-    """The condition for a destination's digest rows that no digest has taken yet, queued up to ``until``."""
-    conditions = [_DELIVERIES.c.destination == destination, _DELIVERIES.c.kind == "digest",
+    """The condition for a destination's pending rows that no digest has taken yet, queued up to ``until``
+    (rows queued as alerts while the destination was immediate are collected too)."""
+    conditions = [_DELIVERIES.c.destination == destination,
                   _DELIVERIES.c.status == "pending", _DELIVERIES.c.digest_id.is_(None),
                   _DELIVERIES.c.created_at <= until]
     if alerts_only:

@@ -81,15 +81,17 @@ def queue_deliveries(session: Session, articles: list[tuple[int, tuple[Match, ..
 
 def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: int = 100,
               lease: timedelta = LEASE) -> list[Claim]:
-    """Take due ``alert`` rows of these destinations: interrupted ones (lease over) first, as possible
+    """Take due rows of these (immediate) destinations: interrupted ones (lease over) first, as possible
     duplicates, then pending ones in the order they were queued. Claimed rows are ``sending`` until
-    marked; the claim is committed before anything is sent."""
+    marked; the claim is committed before anything is sent. A row queued for a digest while the
+    destination was a digest destination is sent on its own now that it is immediate; a row a digest
+    took is never claimed here."""
     if not destinations:
         return []
     with db.write() as session:
         rows = session.exec(
             select(DeliveryRow)
-            .where(col(DeliveryRow.destination).in_(list(destinations)), DeliveryRow.kind == "alert",
+            .where(col(DeliveryRow.destination).in_(list(destinations)), col(DeliveryRow.digest_id).is_(None),
                    col(DeliveryRow.status).in_(["pending", "sending"]), DeliveryRow.next_attempt_at <= now)
             .order_by(col(DeliveryRow.status).desc(), col(DeliveryRow.id))
             .limit(limit)
@@ -119,7 +121,7 @@ def hold_destination(db: Database, destination: str, until: datetime) -> None:
     with db.write() as session:
         session.execute(update(_DELIVERIES)
                         .where(_DELIVERIES.c.destination == destination, _DELIVERIES.c.status == "pending",
-                               _DELIVERIES.c.kind == "alert", _DELIVERIES.c.next_attempt_at < until)
+                               _DELIVERIES.c.digest_id.is_(None), _DELIVERIES.c.next_attempt_at < until)
                         .values(next_attempt_at=until))
 
 
