@@ -144,6 +144,7 @@ def test_destinations_check_command(tmp_path: Path) -> None:
     assert ok.returncode == 0, ok.stderr
     shown = [json.loads(line) for line in ok.stdout.splitlines()]
     assert [d["name"] for d in shown] == ["trade-alerts", "morning-digest"]
+    assert shown[1]["next_digest"].endswith(" 08:00 KST")  # the schedule in its own time zone
     assert "very-secret-part" not in ok.stdout and "secret>" not in ok.stdout
 
     missing = dict(env)

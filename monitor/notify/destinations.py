@@ -7,6 +7,7 @@ import ipaddress
 import os
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -282,8 +283,11 @@ def _substitute(value: Any, env: dict[str, str], where: str, key: str = "") -> A
 def redacted(destination: DestinationModel) -> dict[str, object]:
     """The destination as shown to people: secrets as ****, the webhook as its host only."""
     shown: dict[str, object] = {"name": destination.name, "kind": destination.kind, "mode": destination.mode}
-    if destination.mode == "digest":
-        shown.update(schedule=destination.schedule, timezone=destination.timezone)
+    if destination.mode == "digest" and destination.schedule:
+        zone = ZoneInfo(destination.timezone)
+        upcoming = cron_trigger(destination.schedule, zone).get_next_fire_time(None, datetime.now(zone))
+        shown.update(schedule=destination.schedule, timezone=destination.timezone,
+                     next_digest=f"{upcoming:%Y-%m-%d %H:%M %Z}" if upcoming else None)
     if destination.quiet_hours:
         shown["quiet_hours"] = f"{destination.quiet_hours.start}-{destination.quiet_hours.end}"
     if destination.webhook_url is not None:
