@@ -69,3 +69,25 @@ def unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def slack() -> Iterator[Any]:
+    """A fake Slack on 127.0.0.1 (support.fakeslack)."""
+    from support.fakeslack import FakeSlack
+
+    fake = FakeSlack()
+    yield fake
+    fake.shutdown()
+    fake.server_close()
+
+
+@pytest.fixture
+def smtp(unused_port: int) -> Iterator[tuple[Any, int]]:
+    """A real SMTP server (aiosmtpd, support.mailbox) on 127.0.0.1: (mailbox, port)."""
+    from support.mailbox import Mailbox, start
+
+    box = Mailbox()
+    controller = start(box, unused_port)
+    yield box, unused_port
+    controller.stop()

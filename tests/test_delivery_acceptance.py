@@ -5,20 +5,15 @@ per digest destination at its time, nothing the second time; escaping (cases 26,
 
 from __future__ import annotations
 
-import email
-import email.policy
 import html
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from conftest import write_feeds
 from support.fakeslack import FakeSlack
 from support.httpserver import LocalServer, Route
+from support.mailbox import Mailbox
 from support.site import article_page, load_articles, rss
 from test_cli import base_env, monitor
 
@@ -33,33 +28,6 @@ HOSTILE = [
     {"id": "evil-xss", "title": html.escape("<script>alert(1)</script><img src=x onerror=alert(2)> tariffs"),
      "lang": "en", "text": "Tokyo raised tariffs on rice imports."},  # and its link is javascript:
 ]
-
-
-class Mailbox:
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def mailbox(unused_port: int) -> Iterator[tuple[Mailbox, int]]:
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=unused_port)
-    controller.start()
-    yield box, unused_port
-    controller.stop()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    yield fake
-    fake.shutdown()
-    fake.server_close()
 
 
 def _serve(server: LocalServer) -> None:
@@ -109,18 +77,24 @@ default_routes: [trade-alerts, morning-digest, evening-digest, team-digest]
     return path
 
 
-def _db(tmp_path: Path) -> sqlite3.Connection:
-    return sqlite3.connect(tmp_path / "data" / "monitor.db")
-
-
-def test_alerts_at_once_digests_at_their_time_each_once_and_everything_escaped(
-        server: LocalServer, slack: FakeSlack, mailbox: tuple[Mailbox, int], tmp_path: Path) -> None:
-    box, port = mailbox
+def _polled(server: LocalServer, slack: FakeSlack, port: int, tmp_path: Path) -> dict[str, str]:
+    """The site served, the destinations written, one poll made: the environment for `monitor`."""
     _serve(server)
     feeds = write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml")}])
     env = base_env(tmp_path, feeds, MONITOR_DESTINATIONS_FILE=str(_destinations(tmp_path, slack, port)),
                    SLACK_WEBHOOK_URL=slack.base + HOOK, SLACK_BOT_TOKEN="xoxb-test-token")
     assert monitor(["poll", "--once"], env, tmp_path, timeout=300).returncode == 0
+    return env
+
+
+def _db(tmp_path: Path) -> sqlite3.Connection:
+    return sqlite3.connect(tmp_path / "data" / "monitor.db")
+
+
+def test_alerts_at_once_digests_at_their_time_each_once_and_everything_escaped(
+        server: LocalServer, slack: FakeSlack, smtp: tuple[Mailbox, int], tmp_path: Path) -> None:
+    box, port = smtp
+    env = _polled(server, slack, port, tmp_path)
     with _db(tmp_path) as conn:
         matched = {a for (a,) in conn.execute("SELECT DISTINCT article_id FROM matches")}
         per_rule = dict(conn.execute("SELECT rule_id, COUNT(DISTINCT article_id) FROM matches GROUP BY rule_id"))
@@ -189,14 +163,10 @@ def test_alerts_at_once_digests_at_their_time_each_once_and_everything_escaped(
     assert "xoxb-test-token" not in first.stderr + second.stderr + third.stderr + listed.stdout
 
 
-def test_digest_now_sends_what_waits_once(server: LocalServer, slack: FakeSlack, mailbox: tuple[Mailbox, int],
+def test_digest_now_sends_what_waits_once(server: LocalServer, slack: FakeSlack, smtp: tuple[Mailbox, int],
                                           tmp_path: Path) -> None:
-    box, port = mailbox
-    _serve(server)
-    feeds = write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml")}])
-    env = base_env(tmp_path, feeds, MONITOR_DESTINATIONS_FILE=str(_destinations(tmp_path, slack, port)),
-                   SLACK_WEBHOOK_URL=slack.base + HOOK, SLACK_BOT_TOKEN="xoxb-test-token")
-    assert monitor(["poll", "--once"], env, tmp_path, timeout=300).returncode == 0
+    box, port = smtp
+    env = _polled(server, slack, port, tmp_path)
 
     immediate = monitor(["digest", "--now", "--destination", "trade-alerts"], env, tmp_path)
     assert immediate.returncode == 2 and "'trade-alerts' is immediate" in immediate.stderr

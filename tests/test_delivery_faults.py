@@ -5,8 +5,6 @@ test_email, test_digest and test_delivery_acceptance.)"""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import signal
 import socket
@@ -15,17 +13,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from conftest import write_feeds
 from support.fakeslack import Answer, FakeSlack
 from support.httpserver import LocalServer, Route
+from support.mailbox import Mailbox, start
 from support.outbox import Item, at, seed
 from support.site import article_page, load_articles, rss
 from test_cli import base_env, monitor
@@ -39,14 +36,6 @@ from monitor.store.digests import list_digests
 from monitor.store.outbox import list_deliveries
 
 HOOK = "/services/T000/B000/secretpart"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    yield fake
-    fake.shutdown()
-    fake.server_close()
 
 
 def _db_path(tmp_path: Path) -> Path:
@@ -152,33 +141,6 @@ def test_case_21_killed_after_the_provider_accepted_resends_once_flagged(slack: 
         slack.posts[0][2]["text"]
 
 
-class Mailbox:
-    """aiosmtpd handler: keeps every message and when it came; answers DATA from a script first."""
-
-    def __init__(self, script: list[str] | None = None) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-        self.times: list[float] = []
-        self.script = list(script or [])
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.script:
-            answer = self.script.pop(0)
-            if answer == "drop":  # the connection dies in the middle of DATA
-                server.transport.close()
-                return "250 never seen"
-            return answer
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        self.times.append(time.monotonic())
-        return "250 Message accepted"
-
-
-def _smtp(box: Mailbox, port: int, **options: Any) -> Controller:
-    controller = Controller(box, hostname="127.0.0.1", port=port, **options)
-    controller.start()
-    return controller
-
-
 def _email(port: int, extra: str = "", mode: str = "") -> str:
     return (f"  - {{name: desk, kind: email, smtp: {{host: 127.0.0.1, port: {port}, tls: none{extra}}}, "
             f"from: monitor@example.org, to: [desk@example.org]{mode}}}\n")
@@ -187,7 +149,7 @@ def _email(port: int, extra: str = "", mode: str = "") -> str:
 def test_case_23_a_429_waits_its_retry_after_and_does_not_hold_up_email(
         server: LocalServer, slack: FakeSlack, unused_port: int, tmp_path: Path) -> None:
     box = Mailbox()
-    controller = _smtp(box, unused_port)
+    controller = start(box, unused_port)
     try:
         _serve(server, 5)
         feeds = write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml")}])
@@ -305,7 +267,7 @@ def _digest_setup(tmp_path: Path, port: int, extra: str = "") -> tuple[Database,
 def test_case_29_a_transient_smtp_failure_sends_the_digest_once_with_every_item_once(
         unused_port: int, tmp_path: Path, fault: str) -> None:
     box = Mailbox([fault])
-    controller = _smtp(box, unused_port)
+    controller = start(box, unused_port)
     try:
         db, destinations, kinds = _digest_setup(tmp_path, unused_port)
         first = send_due_digests(db, destinations, kinds, at("2026-11-20 08:00:05"))
@@ -332,7 +294,7 @@ def test_case_31_permanent_smtp_errors_fail_the_digest_without_retrying(unused_p
                                                                         fault: str, shown: str) -> None:
     box = Mailbox([] if fault == "auth" else [fault] * 5)
     options = {"authenticator": _Refuse(), "auth_require_tls": False} if fault == "auth" else {}
-    controller = _smtp(box, unused_port, **options)
+    controller = start(box, unused_port, **options)
     try:
         credentials = ", username: '${SMTP_USER}', password: '${SMTP_PASSWORD}'" if fault == "auth" else ""
         db, destinations, kinds = _digest_setup(tmp_path, unused_port, credentials)
@@ -416,7 +378,7 @@ def test_case_32_polling_goes_on_while_smtp_hangs(server: LocalServer, tmp_path:
 def test_case_21_for_a_digest_killed_after_the_server_accepted_it_resends_it_once_flagged(
         unused_port: int, tmp_path: Path) -> None:
     box = Mailbox()
-    controller = _smtp(box, unused_port)
+    controller = start(box, unused_port)
     try:
         db, _, _ = _digest_setup(tmp_path, unused_port)
         db.dispose()

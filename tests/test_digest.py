@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -207,14 +206,6 @@ def test_slack_digest_is_split_within_the_limits_and_escaped() -> None:
     small = Digest("desk", at("2026-11-20 08:00"), "UTC", "scheduled", False, 7,
                    (RuleGroup("rule-0", "Rule 0", tuple(_view(n, f"T{n}", "short x") for n in range(7))),))
     assert len(render_digest(small)) == 1 and "part" not in render_digest(small)[0][0]
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    yield fake
-    fake.shutdown()
-    fake.server_close()
 
 
 def test_a_split_slack_digest_resumes_after_the_last_accepted_part(tmp_path: Path, slack: FakeSlack) -> None:

@@ -5,54 +5,19 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from conftest import write_feeds
 from support.httpserver import LocalServer, Route
+from support.mailbox import Mailbox
 from support.site import article_page, load_articles, rss
 from test_cli import base_env, monitor
 
 from monitor.notify.destinations import load_destinations
 from monitor.notify.email import compose
 from monitor.store.queries import MatchView
-
-
-class Mailbox:
-    """aiosmtpd handler: keeps every message; refuses recipients at refused.test."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
-
-    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
-        if address.endswith("@refused.test"):
-            return "550 5.1.1 no such user"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        self.messages.append((list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Mailbox, int]]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    box = Mailbox()
-    controller = Controller(box, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield box, port
-    controller.stop()
-
 
 EVIL_TITLE = "Breaking\r\nBcc: x@example.test <script>alert(1)</script>"
 

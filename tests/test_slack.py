@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
 from conftest import write_feeds
 from support.fakeslack import Answer, FakeSlack
 from support.httpserver import LocalServer, Route
@@ -21,14 +19,6 @@ from monitor.store.queries import MatchView
 
 HOOK = "/services/T000/B000/secretpart"
 EVIL = "<!channel> <https://evil.test|bank> & *x*"
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeSlack]:
-    fake = FakeSlack()
-    yield fake
-    fake.shutdown()
-    fake.server_close()
 
 
 def view(rule: str, title: str = "Title", snippet: str = "New tariffs on steel.", url: str | None = "https://a.test/1",
