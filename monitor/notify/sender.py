@@ -74,7 +74,8 @@ def attempt(send: Callable[[], None], attempts: int, now: datetime) -> Outcome:
             return Outcome("dead", message)
         retry_after = getattr(exc, "retry_after", None)  # the provider's Retry-After (Slack 429)
         if retry_after is not None:  # exactly when it said, and not a message to it before then
-            wait = timedelta(seconds=min(max(float(retry_after), 0.0), MAX_BACKOFF.total_seconds()))
+            # (at least a second: "Retry-After: 0" answered again and again must not use up the attempts at once)
+            wait = timedelta(seconds=min(max(float(retry_after), 1.0), MAX_BACKOFF.total_seconds()))
             return Outcome("retry", message, max(now, datetime.now(UTC)) + wait, rate_limited=True)
         return Outcome("retry", message, max(now, datetime.now(UTC)) + backoff(attempts))
     except MonitorError as exc:
