@@ -65,8 +65,11 @@ def _rows(tmp_path: Path) -> list[tuple[Any, ...]]:
 def _wait(condition: Any, seconds: float = 90) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if condition():
-            return True
+        try:
+            if condition():
+                return True
+        except sqlite3.OperationalError:  # the service has not created its schema yet
+            pass
         time.sleep(0.1)
     return False
 
