@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 import traceback
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
@@ -23,6 +25,7 @@ from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.logs import redact
 from monitor.models import PollSummary
+from monitor.rules.engine import RuleSet
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
@@ -81,6 +84,51 @@ def run() -> None:
         run_service(service)
     finally:
         service.close()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default: MONITOR_API_HOST, 127.0.0.1). "
+                                                  "Anything but loopback needs MONITOR_API_TOKEN.")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="Port (default: MONITOR_API_PORT, 8080; "
+                                                                      "0: any free port).")] = None,
+) -> None:
+    """Serve the API and the web page only (no polling, no delivery) until SIGTERM or Ctrl-C.
+
+    `monitor run` serves them too. Every route but /healthz needs the token (MONITOR_API_TOKEN; without
+    it, on a loopback address only, a token is made for this run and printed).
+    """
+    from monitor.api.context import ApiContext
+    from monitor.api.server import ApiServer
+    from monitor.rules.reload import RulesWatcher
+
+    settings = _settings()
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        watcher = RulesWatcher(settings.rules_dir)
+        current = [watcher.load()]
+
+        def rules() -> RuleSet:
+            fresh = watcher.check()
+            if fresh is not None:
+                current[0] = fresh
+            return current[0]
+
+        server = ApiServer(ApiContext(settings, db, rules), host or settings.api_host,
+                           settings.api_port if port is None else port)
+        server.start()
+    except ConfigError as exc:
+        db.dispose()
+        raise fail(exc) from exc
+    print(server.announce(), flush=True)
+    stopped = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopped.set())
+    while not stopped.wait(0.5):
+        pass
+    server.stop()
+    db.dispose()
 
 
 @app.command()

@@ -12,6 +12,7 @@ from types import FrameType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
+from monitor.api.context import Heartbeat
 from monitor.service import Service
 
 log = logging.getLogger(__name__)
@@ -106,11 +107,23 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
         log.info("event=shutdown signal=%s", signal.Signals(signum).name)
         scheduler.shutdown(wait=False)
 
+    # /readyz calls the scheduler stalled when this job has not run for a while
+    heartbeat = Heartbeat(stale=max(60.0, 3 * service.settings.poll_tick))
+    scheduler.add_job(heartbeat.beat, "interval", seconds=min(DELIVER_TICK, service.settings.poll_tick),
+                      id="heartbeat", max_instances=1, coalesce=True)
+    api = service.start_api(heartbeat) if service.settings.api_serve else None
+    if api is not None:
+        report(api.announce())
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, hangup)
     log.info("event=scheduler_start poll_tick=%.1fs", service.settings.poll_tick)
-    scheduler.start()
-    for executor in scheduler._executors.values():  # let the in-flight poll finish and commit
-        executor.shutdown(wait=True)
+    try:
+        scheduler.start()
+        for executor in scheduler._executors.values():  # let the in-flight poll finish and commit
+            executor.shutdown(wait=True)
+    finally:
+        if api is not None:
+            api.stop()
     log.info("event=scheduler_stopped")

@@ -7,8 +7,11 @@ import pyexpat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from monitor.api.context import ApiContext, Heartbeat
+from monitor.api.server import ApiServer
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
+from monitor.metrics import FETCHES, POLLS, timed
 from monitor.models import FeedSource, PollSummary
 from monitor.notify.destinations import load_destinations, unknown_routes
 from monitor.notify.digest import send_due_digests
@@ -75,16 +78,26 @@ class Service:
         self.poller.set_rules(rules)
         return True
 
+    def start_api(self, heartbeat: Heartbeat) -> ApiServer:
+        """Serve the API and web page in a thread of this process (``heartbeat``: the scheduler's)."""
+        ctx = ApiContext(self.settings, self.db, lambda: self.rules, heartbeat)
+        server = ApiServer(ctx, self.settings.api_host, self.settings.api_port)
+        server.start()
+        return server
+
     def deliver(self, write: Callable[[str], None] = print, destination: str | None = None) -> DeliverySummary:
         """Send the outbox rows that are due (console: ``write``), of every immediate destination or of one."""
-        return deliver_due(self.db, self.destinations, notifiers(self.db, self.destinations, write, self._slack),
-                           lease=self._lease, only=destination)
+        with timed("deliver"):
+            return deliver_due(self.db, self.destinations, notifiers(self.db, self.destinations, write, self._slack),
+                               lease=self._lease, only=destination)
 
     def send_digests(self, write: Callable[[str], None] = print, destination: str | None = None) -> DeliverySummary:
         """Open the digests whose period has ended and send the due ones, of every digest destination or
         of one."""
-        return send_due_digests(self.db, self.destinations, notifiers(self.db, self.destinations, write, self._slack),
-                                lease=self._lease, only=destination)
+        with timed("digest"):
+            return send_due_digests(self.db, self.destinations,
+                                    notifiers(self.db, self.destinations, write, self._slack),
+                                    lease=self._lease, only=destination)
 
     @property
     def _lease(self) -> timedelta:
@@ -100,7 +113,12 @@ class Service:
         due = [f for f in self.feeds if f.name not in rows or _due(rows[f.name].next_check_at, now)]
         if not due:
             return PollSummary()
-        summary = self.poller.poll(due)
+        with timed("poll"):
+            summary = self.poller.poll(due)
+        POLLS.inc()
+        for outcome, count in (("ok", summary.feeds_ok), ("not_modified", summary.feeds_not_modified),
+                               ("failed", summary.feeds_failed)):
+            FETCHES.labels(outcome).inc(count)
         log.info("event=poll_round feeds=%d ok=%d not_modified=%d failed=%d new_entries=%d new_matches=%d",
                  len(due), summary.feeds_ok, summary.feeds_not_modified, summary.feeds_failed,
                  summary.new_entries, summary.new_matches)

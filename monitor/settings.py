@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from monitor import __version__
@@ -54,10 +54,36 @@ class Settings(BaseSettings):
     delivery_lease: float = Field(120.0, ge=1, le=3600)
     log_level: str = "INFO"
 
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8080, ge=0, le=65535)
+    api_token: SecretStr | None = None
+    api_serve: bool = True
+    api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    api_rate_limit: int = Field(600, ge=1, le=1_000_000)
+
     @field_validator("destinations_file", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_token", mode="before")
+    @classmethod
+    def _token(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            if len(value.strip()) < 16:
+                raise ValueError("use at least 16 characters "
+                                 "(python3 -c 'import secrets; print(secrets.token_urlsafe())')")
+            return value.strip()
+        return value
+
+    @field_validator("api_cors_origins", mode="before")
+    @classmethod
+    def _origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
     @field_validator("allow_private_networks", mode="before")
     @classmethod

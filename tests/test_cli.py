@@ -31,6 +31,7 @@ def base_env(tmp_path: Path, feeds_file: Path, **extra: str) -> dict[str, str]:
         "MONITOR_ALLOW_PRIVATE_NETWORKS": "127.0.0.1/32",
         "MONITOR_WORKERS": "2",
         "PYTHONPATH": str(ROOT),
+        "MONITOR_API_PORT": "0",  # `monitor run` serves the API: on any free port, never a fixed one
     })
     env.update(extra)
     return env

@@ -300,9 +300,12 @@ class MatchView:
 
 
 def list_matches(db: Database, rule: str | None = None, since: datetime | None = None,
-                 limit: int = 50, article_ids: Sequence[int] | None = None) -> list[MatchView]:
+                 limit: int = 50, article_ids: Sequence[int] | None = None,
+                 match_ids: Sequence[int] | None = None) -> list[MatchView]:
     """Newest first."""
     query = select(MatchRow, ArticleRow).join(ArticleRow, col(ArticleRow.id) == MatchRow.article_id)
+    if match_ids is not None:
+        query = query.where(col(MatchRow.id).in_(list(match_ids)))
     if rule:
         query = query.where(MatchRow.rule_id == rule)
     if article_ids is not None:
@@ -333,6 +336,14 @@ def list_matches(db: Database, rule: str | None = None, since: datetime | None =
         )
         for m, a in rows
     ]
+
+
+def matches_by_id(db: Database, ids: Sequence[int]) -> list[MatchView]:
+    """These matches, in the order given."""
+    if not ids:
+        return []
+    found = {m.id: m for m in list_matches(db, limit=len(ids), match_ids=ids)}
+    return [found[i] for i in ids if i in found]
 
 
 def claimed_matches(db: Database, claim: Claim) -> list[MatchView]:
