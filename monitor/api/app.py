@@ -1,35 +1,38 @@
-"""The FastAPI application: routes, the token on everything but /healthz (the OpenAPI schema and its docs
-page included), rate limit, safe headers, CORS only when configured, JSON errors (422 for bad parameters;
-an unexpected error is logged and answered 500 without details)."""
+"""The FastAPI application: the API, the web page and the Atom feed. The token guards everything but
+/healthz (the OpenAPI schema and its docs page too; the page asks for it with a sign-in form); a rate
+limit, safe headers, CORS only when configured, JSON errors (422 for bad parameters; an unexpected error
+is logged and answered 500 without details)."""
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from monitor import __version__
-from monitor.api import health, routes_matches, routes_status
+from monitor.api import atom, health, routes_matches, routes_status, web
 from monitor.api.context import ApiContext
-from monitor.api.security import COOKIE, RateLimit, SafeHeaders, TokenCheck
+from monitor.api.security import RateLimit, SafeHeaders, TokenCheck
 
 log = logging.getLogger(__name__)
 
 
 def create_app(ctx: ApiContext, token: str) -> FastAPI:
-    token_value = token
     app = FastAPI(title="monitor", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="Recent matches of East Asian trade-diplomacy rules, each with the reason it matched.")
     app.state.ctx = ctx
-    check = [Depends(TokenCheck(token))]
+    app.state.token_check = TokenCheck(token)
+    check = [Depends(app.state.token_check)]
     app.include_router(health.open_router)
     app.include_router(health.router, dependencies=check)
     app.include_router(routes_matches.router, dependencies=check)
     app.include_router(routes_status.router, dependencies=check)
+    app.include_router(atom.router, dependencies=check)
+    app.include_router(web.router)  # signs in itself: the page shows the sign-in form to a stranger
 
     @app.get("/openapi.json", dependencies=check, include_in_schema=False)
     def openapi() -> dict[str, Any]:
@@ -38,15 +41,6 @@ def create_app(ctx: ApiContext, token: str) -> FastAPI:
     @app.get("/docs", dependencies=check, include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="monitor API")
-
-    @app.get("/login", include_in_schema=False)
-    def login(token: Annotated[str, Query(max_length=200)] = "") -> Response:
-        """Trade the token (from the start-up message) for a cookie, so a browser can read the page."""
-        if not TokenCheck(token_value).matches(token):
-            return JSONResponse({"detail": "wrong token"}, 401)
-        response = RedirectResponse("/", status_code=303)
-        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
-        return response
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:  # the API's error boundary

@@ -21,8 +21,9 @@ def _ctx(request: Request) -> ApiContext:
     return ctx
 
 
-def _filter(rule: str | None, since: datetime | None, until: datetime | None, feed: str | None, lang: str | None,
-            q: str | None, severity: str | None, cursor: str | None) -> MatchFilter:
+def match_filter(rule: str | None, since: datetime | None, until: datetime | None, feed: str | None,
+                 lang: str | None, q: str | None, severity: str | None, cursor: str | None) -> MatchFilter:
+    """The filter of a request (422 for a naive time or a cursor this API did not hand out)."""
     for moment in (since, until):
         if moment is not None and moment.tzinfo is None:
             raise HTTPException(422, "since/until need a time zone (e.g. 2026-11-20T08:00:00Z)")
@@ -52,7 +53,7 @@ def list_matches(
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page.")] = None,
 ) -> MatchPage:
     """Matches, newest first, each with its explanation. Page through with ``next_cursor``."""
-    chosen = _filter(rule, since, until, feed, lang, q, severity, cursor)
+    chosen = match_filter(rule, since, until, feed, lang, q, severity, cursor)
     found = search_matches(_ctx(request).db, chosen, limit + 1)
     page, more = found[:limit], len(found) > limit
     return MatchPage(items=[MatchOut.of(m) for m in page],

@@ -1,0 +1,107 @@
+"""The web page: recent matches with filters (rule, feed, language, text), each with its explanation and
+the matched terms highlighted, and a feed-health panel. Server-rendered (Jinja2, every untrusted string
+escaped), readable without JavaScript; signed in with the API token, kept in an HttpOnly cookie."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from monitor.api.context import ApiContext
+from monitor.api.schemas import encode_cursor
+from monitor.api.security import COOKIE, TokenCheck
+from monitor.store import queries
+from monitor.store.queries import MatchView
+from monitor.store.search import MatchFilter, search_matches
+
+router = APIRouter(include_in_schema=False)
+_TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=select_autoescape(default=True, default_for_string=True))
+LANGUAGES = (("en", "English"), ("ko", "Korean"), ("zh", "Chinese"), ("ja", "Japanese"))
+PAGE_SIZE = 50
+_MARK_OPEN, _MARK_CLOSE = Markup("<mark>"), Markup("</mark>")
+
+
+def _check(request: Request) -> TokenCheck:
+    check: TokenCheck = request.app.state.token_check
+    return check
+
+
+def _signed_in(request: Request) -> bool:
+    try:
+        _check(request)(request)
+    except Exception:  # HTTPException 401: not signed in
+        return False
+    return True
+
+
+def _render(name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    return HTMLResponse(_TEMPLATES.get_template(name).render(**context), status_code=status)
+
+
+def _highlighted(match: MatchView) -> Markup:
+    return Markup("").join(_MARK_OPEN + escape(text) + _MARK_CLOSE if term else escape(text)
+                           for text, term in match.snippet_pieces())
+
+
+def _shown(match: MatchView) -> dict[str, Any]:
+    hits = match.explanation.get("hits")
+    clauses = match.explanation.get("clauses")
+    link = match.url if match.url and match.url.lower().startswith(("http://", "https://")) else None
+    return {"rule": match.rule, "rule_title": match.rule_title, "title": match.title or "(no title)", "link": link,
+            "feed": match.feed, "lang": match.lang, "matched_at": f"{match.matched_at:%Y-%m-%d %H:%M} UTC",
+            "snippet": _highlighted(match),
+            "terms": sorted({str(h.get("term")) for h in hits if isinstance(h, dict)}) if isinstance(hits, list)
+            else [], "clauses": [str(c) for c in clauses] if isinstance(clauses, list) else []}
+
+
+@router.get("/", response_class=HTMLResponse)
+def page(
+    request: Request,
+    rule: Annotated[str | None, Query(max_length=64)] = None,
+    feed: Annotated[str | None, Query(max_length=200)] = None,
+    lang: Annotated[str | None, Query(max_length=20)] = None,
+    q: Annotated[str | None, Query(max_length=200)] = None,
+    before: Annotated[str | None, Query(max_length=200)] = None,
+) -> Response:
+    if not _signed_in(request):
+        return _render("login.html.j2", 401, wrong=False)
+    ctx: ApiContext = request.app.state.ctx
+    from monitor.api.routes_matches import match_filter
+
+    chosen = match_filter(rule or None, None, None, feed or None, lang or None, q or None, None, before or None)
+    found = search_matches(ctx.db, chosen, PAGE_SIZE + 1)
+    shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
+    cursor = encode_cursor(shown[-1].matched_at, shown[-1].id) if more else None
+    args = {k: v for k, v in {"rule": rule, "feed": feed, "lang": lang, "q": q}.items() if v}
+    feeds = [queries.feed_health(row) for row in queries.list_feed_rows(ctx.db)]
+    return _render("page.html.j2", matches=[_shown(m) for m in shown], rules=ctx.rules().rules, feeds=feeds,
+                   languages=LANGUAGES, chosen=MatchFilter(rule=rule, feed=feed, lang=lang, q=q),
+                   next_cursor=cursor, next_link="/?" + urlencode({**args, "before": cursor or ""}))
+
+
+def _sign_in(request: Request, token: str) -> Response:
+    if not _check(request).matches(token):
+        return _render("login.html.j2", 401, wrong=True)
+    response = RedirectResponse("/", status_code=303)
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", max_age=30 * 86400)
+    return response
+
+
+@router.get("/login")
+def login_link(request: Request, token: Annotated[str, Query(max_length=200)] = "") -> Response:
+    """The link `monitor run` prints: trades the token for the cookie."""
+    return _sign_in(request, token)
+
+
+@router.post("/login")
+async def login_form(request: Request) -> Response:
+    """The sign-in form (application/x-www-form-urlencoded, ``token``)."""
+    body = (await request.body())[:4096].decode("utf-8", errors="replace")
+    return _sign_in(request, (parse_qs(body).get("token") or [""])[0])
