@@ -12,10 +12,11 @@ from fastapi.responses import Response
 
 from monitor.api.context import ApiContext
 from monitor.api.routes_matches import MAX_LIMIT, match_filter
+from monitor.api.schemas import GUARDED
 from monitor.store.queries import MatchView
 from monitor.store.search import search_matches
 
-router = APIRouter(tags=["feeds"])
+router = APIRouter(tags=["feeds"], responses=GUARDED)
 ATOM = "http://www.w3.org/2005/Atom"
 ET.register_namespace("", ATOM)
 

@@ -12,13 +12,13 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.api.context import ApiContext
-from monitor.api.schemas import Health
+from monitor.api.schemas import GUARDED, Health
 from monitor.metrics import REGISTRY
 from monitor.store.db import Database
 from monitor.store.search import counts, ping
 
-open_router = APIRouter(tags=["health"])  # no token
-router = APIRouter(tags=["health"])
+open_router = APIRouter(tags=["health"], responses=GUARDED)  # no token
+router = APIRouter(tags=["health"], responses=GUARDED)
 
 _GAUGES = {  # series name in search.counts → (metric, help, label names)
     "feeds": ("monitor_feeds", "Feeds by last poll outcome.", ["outcome"]),

@@ -7,12 +7,13 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from monitor.api.context import ApiContext
-from monitor.api.schemas import ArticleOut, MatchOut, MatchPage, decode_cursor, encode_cursor
+from monitor.api.schemas import GUARDED, ArticleOut, MatchOut, MatchPage, Problem, decode_cursor, encode_cursor
 from monitor.store.search import MatchFilter, article_matches, search_matches
 
-router = APIRouter(prefix="/api", tags=["matches"])
+router = APIRouter(prefix="/api", tags=["matches"], responses=GUARDED)
 MAX_LIMIT = 200
 
 
@@ -21,18 +22,24 @@ def _ctx(request: Request) -> ApiContext:
     return ctx
 
 
+def invalid(parameter: str, message: str) -> RequestValidationError:
+    """A 422 shaped like FastAPI's own (the documented HTTPValidationError)."""
+    return RequestValidationError([{"type": "value_error", "loc": ("query", parameter), "msg": message,
+                                    "input": None}])
+
+
 def match_filter(rule: str | None, since: datetime | None, until: datetime | None, feed: str | None,
                  lang: str | None, q: str | None, severity: str | None, cursor: str | None) -> MatchFilter:
     """The filter of a request (422 for a naive time or a cursor this API did not hand out)."""
-    for moment in (since, until):
+    for name, moment in (("since", since), ("until", until)):
         if moment is not None and moment.tzinfo is None:
-            raise HTTPException(422, "since/until need a time zone (e.g. 2026-11-20T08:00:00Z)")
+            raise invalid(name, "needs a time zone (e.g. 2026-11-20T08:00:00Z)")
     before = None
     if cursor:
         try:
             before = decode_cursor(cursor)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise HTTPException(422, "cursor: not a cursor from this API") from exc
+            raise invalid("cursor", "not a cursor from this API (use next_cursor as it was given)") from exc
     return MatchFilter(rule=rule, since=since, until=until, feed=feed, lang=lang, q=q, severity=severity, before=before)
 
 
@@ -60,7 +67,8 @@ def list_matches(
                      next_cursor=encode_cursor(page[-1].matched_at, page[-1].id) if more else None)
 
 
-@router.get("/matches/{match_id}", response_model=ArticleOut)
+@router.get("/matches/{match_id}", response_model=ArticleOut,
+            responses={404: {"model": Problem, "description": "No match with this id."}})
 def get_match(request: Request, match_id: Annotated[int, Path(ge=1, le=2**62)]) -> ArticleOut:
     """The matched article and every rule it matched, with each explanation."""
     found = article_matches(_ctx(request).db, match_id)

@@ -8,12 +8,12 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request
 
 from monitor.api.context import ApiContext
-from monitor.api.schemas import DeliveryOut, FeedOut, RuleOut
+from monitor.api.schemas import GUARDED, DeliveryOut, FeedOut, RuleOut
 from monitor.store import queries
 from monitor.store.outbox import list_deliveries
 from monitor.store.search import rule_stats
 
-router = APIRouter(prefix="/api", tags=["status"])
+router = APIRouter(prefix="/api", tags=["status"], responses=GUARDED)
 
 
 def _ctx(request: Request) -> ApiContext:

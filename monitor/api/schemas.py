@@ -92,6 +92,16 @@ class DeliveryOut(BaseModel):
     possible_duplicate: bool
 
 
+class Problem(BaseModel):
+    detail: str
+
+
+GUARDED: dict[int | str, dict[str, object]] = {
+    401: {"model": Problem, "description": "The token is missing or wrong."},
+    429: {"model": Problem, "description": "Too many requests from this client: wait for Retry-After."},
+}
+
+
 class Health(BaseModel):
     status: str
     checks: dict[str, str] = {}
