@@ -12,8 +12,10 @@ REGISTRY = CollectorRegistry()
 POLLS = Counter("monitor_polls", "Poll rounds run by this process.", registry=REGISTRY)
 FETCHES = Counter("monitor_fetches", "Feed fetches by outcome (ok, not_modified, failed).", ["outcome"],
                   registry=REGISTRY)
-STAGE_SECONDS = Histogram("monitor_stage_seconds", "How long a stage took in this process (poll: a whole round; "
-                          "deliver / digest: one destination's round).", ["stage"], registry=REGISTRY,
+STAGE_SECONDS = Histogram("monitor_stage_seconds", "How long a stage took in this process: fetch_feed, parse, "
+                          "fetch_page, extract_match (in a worker, waited for here), store (one feed's "
+                          "transaction); poll (a whole round); deliver / digest (one destination's round).",
+                          ["stage"], registry=REGISTRY,
                           buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
 
 

@@ -260,6 +260,9 @@ def test_monitor_run_serves_the_api_with_a_token_made_for_the_run(server: LocalS
             polls = {f.name: f for f in text_string_to_metric_families(text)}["monitor_polls"].samples[0].value
             time.sleep(0.5)
         assert polls >= 1
+        stages = {s.labels["stage"] for s in {f.name: f for f in text_string_to_metric_families(text)}[
+            "monitor_stage_seconds"].samples if s.name.endswith("_count")}
+        assert {"fetch_feed", "parse", "fetch_page", "extract_match", "store", "poll"} <= stages
     finally:
         stderr = _stop(proc)
     assert proc.returncode == 0 and token not in stderr

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from monitor.errors import MonitorError, ServerError
 from monitor.faults import checkpoint
+from monitor.metrics import timed
 from monitor.models import Entry, FeedSource, PollSummary, ProcessedEntry, Validators
 from monitor.notify.destinations import EMBEDDED, Destinations
 from monitor.notify.routing import plan_deliveries
@@ -246,12 +247,14 @@ class Poller:
     def _poll(self, feed: FeedSource, state: FeedState, now: datetime, outcomes: OutcomeBatch
               ) -> PollSummary | _PendingFeed:
         ctx = self.ctx
-        result = ctx.fetcher.fetch_feed(feed.url, state.validators, ctx.settings.feed_max_bytes)
+        with timed("fetch_feed"):
+            result = ctx.fetcher.fetch_feed(feed.url, state.validators, ctx.settings.feed_max_bytes)
         if result.not_modified:
             outcomes.add(state.id, FeedOutcome(now, next_check(ctx.settings, feed, now), 304, "not_modified"))
             return PollSummary(feeds_not_modified=1)
-        parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout,
-                              urgent=True)
+        with timed("parse"):
+            parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout,
+                                  urgent=True)
         known = queries.known_entries(ctx.db, state.id, parsed.entries)
         fresh = [e for e in parsed.entries if e.key not in known.keys and e.canonical_url not in known.url_keys]
         churn = sum(1 for e in parsed.entries if e.key not in known.keys and e.canonical_url in known.url_keys)
@@ -291,8 +294,9 @@ class Poller:
 
     def _store(self, work: _PendingFeed) -> PollSummary:
         processed = [item for item in work.results if item is not None]
-        new_entries, new_matches = queries.store_entries(
-            self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn, self._plan)
+        with timed("store"):
+            new_entries, new_matches = queries.store_entries(
+                self.ctx.db, work.state.id, work.feed.name, processed, work.outcome, work.churn, self._plan)
         checkpoint("after_outbox_commit")
         log.info("feed=%s event=polled entries=%d new_entries=%d new_matches=%d",
                  work.feed.name, work.parsed_count, new_entries, new_matches)
@@ -307,10 +311,12 @@ class Poller:
         rules, context = self._rules  # one version for the whole page, even if a reload lands meanwhile
         if feed.fetch_articles and entry.url:
             try:
-                page = ctx.fetcher.fetch_page(entry.url, ctx.settings.page_max_bytes)
-                return ctx.pool.run(extract_and_match, page.body, page.final_url, feed, entry, feed_lang,
-                                    ctx.settings.max_text_chars, timeout=ctx.settings.extract_timeout,
-                                    context=context)
+                with timed("fetch_page"):
+                    page = ctx.fetcher.fetch_page(entry.url, ctx.settings.page_max_bytes)
+                with timed("extract_match"):
+                    return ctx.pool.run(extract_and_match, page.body, page.final_url, feed, entry, feed_lang,
+                                        ctx.settings.max_text_chars, timeout=ctx.settings.extract_timeout,
+                                        context=context)
             except MonitorError as exc:
                 error = f"{exc.error_class}: {exc}"[:1000]
                 log.info("feed=%s event=extract_fallback url=%s error=%s", feed.name, entry.url[:200], error)
