@@ -13,6 +13,7 @@ from types import FrameType
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from monitor.api.context import Heartbeat
+from monitor.api.server import ListenError
 from monitor.service import Service
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,14 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
     heartbeat = Heartbeat(stale=max(60.0, 3 * service.settings.poll_tick))
     scheduler.add_job(heartbeat.beat, "interval", seconds=min(DELIVER_TICK, service.settings.poll_tick),
                       id="heartbeat", max_instances=1, coalesce=True)
-    api = service.start_api(heartbeat) if service.settings.api_serve else None
-    if api is not None:
-        report(api.announce())
+    api = None
+    if service.settings.api_serve:
+        try:
+            api = service.start_api(heartbeat)
+            report(api.announce())
+        except ListenError as exc:  # alerts matter more than the page: say so loudly and go on without it
+            log.error("event=api_not_served error=%s", exc)
+            report(f"monitor: the API and web page are not served: {exc}")
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

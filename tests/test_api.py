@@ -266,3 +266,32 @@ def test_monitor_run_serves_the_api_with_a_token_made_for_the_run(server: LocalS
     finally:
         stderr = _stop(proc)
     assert proc.returncode == 0 and token not in stderr
+
+
+def test_monitor_run_goes_on_without_the_api_when_its_port_is_taken(server: LocalServer, tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        env = _polled(server, tmp_path, poll=False, MONITOR_POLL_TICK="1",
+                      MONITOR_API_PORT=str(taken.getsockname()[1]))
+        proc = subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=env, cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert "the API and web page are not served: cannot serve the API on 127.0.0.1" in first
+            deadline = time.monotonic() + 120
+            stored = 0
+            while stored == 0 and time.monotonic() < deadline:  # polling goes on
+                time.sleep(0.5)
+                try:
+                    with sqlite3.connect(tmp_path / "data" / "monitor.db") as conn:
+                        stored = conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0]
+                except sqlite3.OperationalError:
+                    pass
+            assert stored > 0 and proc.poll() is None
+        finally:
+            stderr = _stop(proc)
+    assert "event=api_not_served" in stderr

@@ -19,6 +19,10 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 15.0
 
 
+class ListenError(ConfigError):
+    """The address could not be listened on (port in use, address not on this host)."""
+
+
 def _loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -69,7 +73,7 @@ class ApiServer:
             time.sleep(0.02)
         if not self._server.started:
             self.stop()
-            raise ConfigError(f"cannot serve the API on {self.host}:{self.port} (port in use? "
+            raise ListenError(f"cannot serve the API on {self.host}:{self.port} (port in use? "
                               "MONITOR_API_HOST / MONITOR_API_PORT)")
         sockets = [sock for server in self._server.servers for sock in server.sockets]
         if sockets:  # the port actually bound (MONITOR_API_PORT=0: any free one)
