@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -78,18 +79,25 @@ def _polled(server: LocalServer, tmp: Path, poll: bool = True, **extra: str) -> 
     return env
 
 
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("api")
+@contextmanager
+def serving(tmp: Path, **extra: str) -> Iterator[Served]:
+    """A site polled into a database under ``tmp`` and `monitor serve` over it, for the whole block."""
     server = LocalServer("127.0.0.1").start()
     try:
-        env = _polled(server, tmp, MONITOR_API_RATE_LIMIT="100000")
+        env = _polled(server, tmp, MONITOR_API_RATE_LIMIT="1000000", **extra)
         proc, url, _ = _start(["serve", "--port", "0"], env, tmp)
-        yield Served(proc, url, env, tmp)
-        stderr = _stop(proc)
-        assert TOKEN not in stderr  # case 37: the token is never logged
+        try:
+            yield Served(proc, url, env, tmp)
+        finally:
+            assert TOKEN not in _stop(proc)  # case 37: the token is never logged
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    with serving(tmp_path_factory.mktemp("api")) as running:
+        yield running
 
 
 def _db(served: Served) -> sqlite3.Connection:

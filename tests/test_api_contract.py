@@ -10,25 +10,15 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import positive_data_acceptance
 from schemathesis.openapi import from_url
-from support.httpserver import LocalServer
-from test_api import TOKEN, _polled, _start, _stop
+from test_api import TOKEN, serving
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
 def api_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("contract")
-    server = LocalServer("127.0.0.1").start()
-    try:
-        env = _polled(server, tmp, MONITOR_API_RATE_LIMIT="1000000")
-        proc, url, _ = _start(["serve", "--port", "0"], env, tmp)
-        try:
-            yield url
-        finally:
-            _stop(proc)
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("contract")) as running:
+        yield running.url
 
 
 def test_every_answer_matches_the_schema(api_url: str) -> None:

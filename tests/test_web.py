@@ -12,23 +12,15 @@ from pathlib import Path
 import feedparser
 import httpx
 import pytest
-from support.httpserver import LocalServer
-from test_api import TOKEN, Served, _polled, _start, _stop
+from test_api import TOKEN, Served, serving
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    tmp = tmp_path_factory.mktemp("web")
-    server = LocalServer("127.0.0.1").start()
-    try:
-        env = _polled(server, tmp, MONITOR_API_RATE_LIMIT="100000")
-        proc, url, _ = _start(["serve", "--port", "0"], env, tmp)
-        yield Served(proc, url, env, tmp)
-        _stop(proc)
-    finally:
-        server.stop()
+    with serving(tmp_path_factory.mktemp("web")) as running:
+        yield running
 
 
 def _browse(profile: Path, url: str) -> str:
