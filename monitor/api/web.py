@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from monitor.api.context import ApiContext
+from monitor.api.routes_matches import match_filter
 from monitor.api.schemas import encode_cursor
 from monitor.api.security import COOKIE, TokenCheck
 from monitor.store import queries
@@ -36,7 +37,7 @@ def _check(request: Request) -> TokenCheck:
 def _signed_in(request: Request) -> bool:
     try:
         _check(request)(request)
-    except Exception:  # HTTPException 401: not signed in
+    except HTTPException:  # 401: not signed in
         return False
     return True
 
@@ -73,8 +74,6 @@ def page(
     if not _signed_in(request):
         return _render("login.html.j2", 401, wrong=False)
     ctx: ApiContext = request.app.state.ctx
-    from monitor.api.routes_matches import match_filter
-
     chosen = match_filter(rule or None, None, None, feed or None, lang or None, q or None, None, before or None)
     found = search_matches(ctx.db, chosen, PAGE_SIZE + 1)
     shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
