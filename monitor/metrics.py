@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 REGISTRY = CollectorRegistry()
 POLLS = Counter("monitor_polls", "Poll rounds run by this process.", registry=REGISTRY)
-FETCHES = Counter("monitor_fetches", "Feed fetches by outcome (ok, not_modified, failed).", ["outcome"],
-                  registry=REGISTRY)
+FETCHES = Counter("monitor_fetches", "Feed polls by outcome (ok, not_modified, failed) and, for failures, the "
+                  "error class (timeout, transport, http_5xx, http_4xx, parse, blocked, too_large...).",
+                  ["outcome", "error_class"], registry=REGISTRY)
 STAGE_SECONDS = Histogram("monitor_stage_seconds", "How long a stage took in this process: fetch_feed, parse, "
                           "fetch_page, extract_match (in a worker, waited for here), store (one feed's "
                           "transaction); poll (a whole round); deliver / digest (one destination's round).",

@@ -116,9 +116,10 @@ class Service:
         with timed("poll"):
             summary = self.poller.poll(due)
         POLLS.inc()
-        for outcome, count in (("ok", summary.feeds_ok), ("not_modified", summary.feeds_not_modified),
-                               ("failed", summary.feeds_failed)):
-            FETCHES.labels(outcome).inc(count)
+        FETCHES.labels("ok", "").inc(summary.feeds_ok)
+        FETCHES.labels("not_modified", "").inc(summary.feeds_not_modified)
+        for _feed, reason in summary.failures:
+            FETCHES.labels("failed", reason.split(":", 1)[0]).inc()
         log.info("event=poll_round feeds=%d ok=%d not_modified=%d failed=%d new_entries=%d new_matches=%d",
                  len(due), summary.feeds_ok, summary.feeds_not_modified, summary.feeds_failed,
                  summary.new_entries, summary.new_matches)

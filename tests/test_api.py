@@ -249,6 +249,8 @@ def test_case_42_refuses_to_listen_beyond_loopback_without_a_token(tmp_path: Pat
 def test_monitor_run_serves_the_api_with_a_token_made_for_the_run(server: LocalServer, tmp_path: Path) -> None:
     env = _polled(server, tmp_path, poll=False, MONITOR_POLL_TICK="1")
     del env["MONITOR_API_TOKEN"]
+    write_feeds(Path(env["MONITOR_FEEDS_FILE"]), [{"name": "wire", "url": server.url("/feed.xml")},
+                                                  {"name": "gone", "url": server.url("/gone.xml")}])
     proc, url, announcement = _start(["run"], env, tmp_path)
     try:
         login = re.search(r"/login\?token=(\S+)", announcement)
@@ -271,6 +273,10 @@ def test_monitor_run_serves_the_api_with_a_token_made_for_the_run(server: LocalS
         stages = {s.labels["stage"] for s in {f.name: f for f in text_string_to_metric_families(text)}[
             "monitor_stage_seconds"].samples if s.name.endswith("_count")}
         assert {"fetch_feed", "parse", "fetch_page", "extract_match", "store", "poll"} <= stages
+        fetches = {(x.labels["outcome"], x.labels["error_class"]): x.value for x in {
+            f.name: f for f in text_string_to_metric_families(text)}["monitor_fetches"].samples
+            if x.name.endswith("_total")}
+        assert fetches[("ok", "")] >= 1 and fetches[("failed", "http_4xx")] >= 1
     finally:
         stderr = _stop(proc)
     assert proc.returncode == 0 and token not in stderr
