@@ -21,4 +21,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     MONITOR_RULES_DIR=/app/rules
 VOLUME /data
 USER monitor
+# The API inside the container listens on 127.0.0.1 unless MONITOR_API_HOST=0.0.0.0 and MONITOR_API_TOKEN
+# are both given (then publish 8080). /healthz needs no token.
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('MONITOR_API_PORT', '8080') + '/healthz', timeout=4)"]
 CMD ["monitor", "run"]

@@ -57,3 +57,43 @@ def test_every_command_has_help() -> None:
     group = get_command(app)
     for name, command in group.commands.items():  # type: ignore[attr-defined]
         assert command.help, f"monitor {name} has no help text"
+
+
+def test_dockerfile_health_check_asks_the_open_health_route() -> None:
+    from monitor.api.health import open_router
+
+    text = (ROOT / "Dockerfile").read_text()
+    check = re.search(r"^HEALTHCHECK .*\n\s+CMD (\[.*\])$", text, re.M)
+    assert check and "/healthz" in check.group(1) and "EXPOSE 8080" in text
+    assert "/healthz" in {route.path for route in open_router.routes}  # type: ignore[attr-defined]
+
+
+def test_compose_file_parses_and_points_at_real_paths_and_commands() -> None:
+    import yaml
+
+    deploy = ROOT / "deploy"
+    compose = yaml.safe_load((deploy / "compose.yaml").read_text())
+    service = compose["services"]["monitor"]
+    assert (deploy / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+    for volume in service["volumes"]:
+        source = volume.split(":")[0]
+        if source.startswith("."):
+            assert (deploy / source).exists(), volume
+        else:
+            assert source in compose["volumes"], volume
+    assert service["command"][0] == "monitor" and service["command"][1] in get_command(app).commands  # type: ignore[attr-defined]
+    assert all(port.startswith("127.0.0.1:") for port in service["ports"])  # published on the host's loopback
+    assert service["environment"]["MONITOR_API_HOST"] == "0.0.0.0"  # needs MONITOR_API_TOKEN: refused without
+
+
+def test_systemd_unit_runs_a_real_command_as_its_own_user() -> None:
+    import configparser
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string((ROOT / "deploy/monitor.service").read_text())
+    service = unit["Service"]
+    command = service["ExecStart"].split()
+    assert command[0].endswith("/monitor") and command[1] in get_command(app).commands  # type: ignore[attr-defined]
+    assert service["User"] == "monitor" and service["Restart"] == "on-failure"
+    assert service["KillSignal"] == "SIGTERM" and "HUP" in service["ExecReload"]
