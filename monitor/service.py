@@ -6,9 +6,8 @@ import logging
 import pyexpat
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
-from monitor.api.context import ApiContext, Heartbeat
-from monitor.api.server import ApiServer
 from monitor.errors import ConfigError
 from monitor.feeds_file import load_feeds
 from monitor.metrics import FETCHES, POLLS, timed
@@ -27,6 +26,10 @@ from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
+
+if TYPE_CHECKING:
+    from monitor.api.context import Heartbeat
+    from monitor.api.server import ApiServer
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +82,11 @@ class Service:
         return True
 
     def start_api(self, heartbeat: Heartbeat) -> ApiServer:
-        """Serve the API and web page in a thread of this process (``heartbeat``: the scheduler's)."""
+        """Serve the API and web page in a thread of this process (``heartbeat``: the scheduler's). FastAPI
+        and uvicorn are imported here, not at start-up: `monitor poll --once` and the rest never load them."""
+        from monitor.api.context import ApiContext
+        from monitor.api.server import ApiServer
+
         ctx = ApiContext(self.settings, self.db, lambda: self.rules, heartbeat)
         server = ApiServer(ctx, self.settings.api_host, self.settings.api_port)
         server.start()

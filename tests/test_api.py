@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import pytest
 from conftest import write_feeds
 from prometheus_client.parser import text_string_to_metric_families
 from support.httpserver import LocalServer, Route
+from support.proc import stop as _stop
 from support.site import article_page, load_articles, rss
 from test_cli import base_env, monitor
 
@@ -51,16 +51,6 @@ def _start(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.
             break
     proc.kill()
     raise AssertionError(f"no announcement: {proc.communicate()[1][-2000:]}")
-
-
-def _stop(proc: subprocess.Popen[str]) -> str:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-    return stderr
 
 
 HOSTILE = {"id": "xss", "title": html.escape("<script>alert(1)</script> tariffs on steel"), "lang": "en",

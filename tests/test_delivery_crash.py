@@ -91,18 +91,23 @@ def test_kills_at_random_points_lose_no_alert_and_flag_every_duplicate(server: L
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         progress.append(_sent(db))
-    proc = _start(env, tmp_path, out)  # the last run, left to finish
+    _finish(env, tmp_path, out, len(articles), progress)
+
+
+def _finish(env: dict[str, str], cwd: Path, out: Path, articles: int, progress: list[int]) -> None:
+    """The last run, left to finish; then the checks."""
+    db = cwd / "data" / "monitor.db"
+    proc = _start(env, cwd, out)
     try:
         deadline = time.monotonic() + 120
-        while not _settled(db, len(articles)) and time.monotonic() < deadline:
+        while not _settled(db, articles) and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert _settled(db, len(articles)), "articles or alerts still missing after the last restart"
+        assert _settled(db, articles), "articles or alerts still missing after the last restart"
         time.sleep(1.5)  # a re-send of a row flagged in the last lease would show now
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-
-    _verify(db, out, len(articles), progress)
+    _verify(db, out, articles, progress)
 
 
 def _verify(db: Path, out: Path, articles: int, progress: list[int]) -> None:
@@ -150,15 +155,5 @@ def test_a_feed_growing_to_500_entries_killed_20_times_loses_no_alert(server: Lo
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         progress.append(_sent(db))
-    proc = _start(env, tmp_path, out)
-    try:
-        deadline = time.monotonic() + 120
-        while not _settled(db, len(articles)) and time.monotonic() < deadline:
-            time.sleep(0.3)
-        assert _settled(db, len(articles)), "articles or alerts still missing after the last restart"
-        time.sleep(1.5)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
-    _verify(db, out, len(articles), progress)
+    _finish(env, tmp_path, out, len(articles), progress)
     assert len(set(progress)) > 2, f"the kills did not land while there was work: {progress}"

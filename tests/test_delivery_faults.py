@@ -24,6 +24,7 @@ from support.fakeslack import Answer, FakeSlack
 from support.httpserver import LocalServer, Route
 from support.mailbox import Mailbox, start
 from support.outbox import Item, at, seed
+from support.proc import stop as _stop
 from support.site import article_page, load_articles, rss
 from test_cli import base_env, monitor
 
@@ -90,17 +91,6 @@ def _matched(tmp_path: Path) -> int:
 def _run(env: dict[str, str], cwd: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "monitor", "run"], env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> str:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
-    return stderr.decode(errors="replace")
 
 
 WEBHOOK = "  - {name: chat, kind: slack, webhook_url: '${SLACK_WEBHOOK_URL}'}\n"

@@ -62,10 +62,6 @@ class ApiServer:
         except BaseException as exc:  # uvicorn exits (SystemExit) when it cannot listen: report it to start()
             self._failure = exc
 
-    def run_forever(self) -> None:
-        """Serve in this thread until SIGTERM/SIGINT (uvicorn's own signal handling): `monitor serve`."""
-        self._server.run()
-
     def start(self) -> None:
         self._thread.start()
         deadline = time.monotonic() + START_TIMEOUT

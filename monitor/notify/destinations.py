@@ -200,11 +200,6 @@ class Destinations:
                 values += [s.get_secret_value() for s in (item.smtp.username, item.smtp.password) if s is not None]
         return [v for v in values if len(v) >= 6]
 
-    def redact(self, text: str) -> str:
-        """``text`` with every secret value shown as ****."""
-        for secret in sorted(self.secrets(), key=len, reverse=True):
-            text = text.replace(secret, _MASK)
-        return text
 
 
 EMBEDDED = Destinations((DestinationModel.model_validate({"name": "console", "kind": "console"}),), ("console",),
