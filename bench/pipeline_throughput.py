@@ -137,7 +137,7 @@ def bench_settings(tmp: Path, feeds_file: Path, workers: int, **extra: object): 
 
     values: dict[str, object] = dict(
         database_url=f"sqlite:///{tmp / 'bench.db'}", feeds_file=feeds_file, rules_dir=ROOT / "rules",
-        allow_private_networks="127.0.0.1/32", workers=workers, log_level="WARNING",
+        allow_private_networks="127.0.0.1/32", workers=workers, log_level="WARNING", per_host_delay=0,
     )
     values.update(extra)
     return Settings(_env_file=None, **values)  # type: ignore[arg-type]

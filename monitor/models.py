@@ -40,6 +40,7 @@ class FetchResult:
     last_modified: str | None = None
     redirects: int = 0
     elapsed: float = 0.0
+    max_age: float | None = None  # Cache-Control max-age: the server asks not to be asked again sooner
 
     @property
     def not_modified(self) -> bool:
@@ -67,6 +68,7 @@ class ParsedFeed:
     warning: str | None = None
     lang: str | None = None
     title: str = ""
+    ttl: float | None = None  # RSS <ttl>, in seconds
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ redirect hop are untrusted and go through the address guard (see netguard).
 from __future__ import annotations
 
 import email.utils
+import re
 import threading
 import time
 from collections import defaultdict
@@ -33,6 +34,8 @@ from monitor.pipeline.netguard import Guard, IPNetwork, Resolver, check_url, set
 from monitor.pipeline.transport import StdlibTransport
 
 REDIRECTS = (301, 302, 303, 307, 308)
+_MAX_AGE = re.compile(r"(?:^|,)\s*(?:s-maxage|max-age)\s*=\s*\"?(\d{1,10})\"?\s*(?=,|$)", re.IGNORECASE)
+_NO_STORE = re.compile(r"(?:^|,)\s*(?:no-store|no-cache)\s*(?=,|$)", re.IGNORECASE)
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, text/html;q=0.8, */*;q=0.5"
 
 
@@ -59,6 +62,14 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, (when - current).total_seconds())
 
 
+def parse_max_age(cache_control: str | None) -> float | None:
+    """Seconds from a Cache-Control header's s-maxage/max-age; None when absent, no-cache or no-store."""
+    if not cache_control or _NO_STORE.search(cache_control):
+        return None
+    found = [int(m.group(1)) for m in _MAX_AGE.finditer(cache_control)]
+    return float(max(found)) if found else None
+
+
 class Fetcher:
     """Thread-safe; one per service. Enforces the per-host cap; callers bound total concurrency."""
 
@@ -70,6 +81,7 @@ class Fetcher:
         total_timeout: float,
         max_redirects: int,
         per_host: int,
+        per_host_delay: float = 0.0,
         allow: Sequence[IPNetwork] = (),
         resolver: Resolver | None = None,
         keepalive: int = 4,
@@ -86,6 +98,8 @@ class Fetcher:
             lambda: threading.BoundedSemaphore(self._per_host)
         )
         self._slots_lock = threading.Lock()
+        self._delay = per_host_delay
+        self._next_start: dict[str, float] = {}  # host → the earliest moment its next request may start
 
     def close(self) -> None:
         self._trusted.close()
@@ -104,7 +118,21 @@ class Fetcher:
         with self._slots_lock:
             slot = self._host_slots[host]
         with slot:
+            if self._delay:
+                self._space(host)
             yield
+
+    def _space(self, host: str) -> None:
+        """Politeness: requests to one host start at least ``per_host_delay`` seconds apart (each caller
+        reserves its start time under the lock, then sleeps outside it)."""
+        with self._slots_lock:
+            now = time.monotonic()
+            if len(self._next_start) > 10_000:  # forget hosts whose spacing has long passed
+                self._next_start = {h: t for h, t in self._next_start.items() if t > now}
+            start = max(now, self._next_start.get(host, now))
+            self._next_start[host] = start + self._delay
+        if start > now:
+            time.sleep(start - now)
 
     def _get(self, url: str, validators: Validators, max_bytes: int, trusted_first_hop: bool) -> FetchResult:
         started = time.monotonic()
@@ -171,6 +199,7 @@ class Fetcher:
                 content_type=head.get("content-type", ""),
                 etag=head.get("etag"),
                 last_modified=head.get("last-modified"),
+                max_age=parse_max_age(head.get("cache-control")),
                 redirects=hops,
                 elapsed=time.monotonic() - started,
             )

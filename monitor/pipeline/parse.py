@@ -90,7 +90,15 @@ def parse_entries(body: bytes, caps: FieldCaps = FieldCaps()) -> ParsedFeed:
     for raw in raw_entries[: caps.entries]:
         entry = _entry(raw, caps, feed_lang)
         entries.setdefault(entry.key, entry)  # a GUID repeated inside one feed counts once
-    return ParsedFeed(tuple(entries.values()), warning, feed_lang, html_to_text(parsed.feed.get("title", ""))[:200])
+    return ParsedFeed(tuple(entries.values()), warning, feed_lang, html_to_text(parsed.feed.get("title", ""))[:200],
+                      _ttl(parsed.feed.get("ttl")))
+
+
+def _ttl(value: Any) -> float | None:
+    """RSS <ttl> (minutes a reader may cache the feed) in seconds; None unless a whole number of 1 to 10080
+    minutes (a week): anything else is ignored rather than trusted."""
+    text = str(value or "").strip()[:8]
+    return float(int(text) * 60) if text.isascii() and text.isdigit() and 0 < int(text) <= 10080 else None
 
 
 def _entry(raw: Any, caps: FieldCaps, feed_lang: str | None) -> Entry:

@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache, partial
 from urllib.parse import urlsplit
 
@@ -30,6 +30,7 @@ from monitor.pipeline.article import build_article, extract_and_match
 from monitor.pipeline.fetch import Fetcher
 from monitor.pipeline.match import match_rules
 from monitor.pipeline.parse import FieldCaps, parse_entries
+from monitor.pipeline.schedule import Hints, learn_cadence, next_check
 from monitor.pipeline.workers import Context, InlinePool, WorkerPool
 from monitor.rules.engine import RuleSet
 from monitor.settings import Settings
@@ -39,7 +40,6 @@ from monitor.store.queries import FeedOutcome, FeedState
 
 log = logging.getLogger(__name__)
 
-MAX_BACKOFF = 24 * 3600.0
 _RULE_VERSIONS = itertools.count(1)
 
 
@@ -51,16 +51,6 @@ class PollContext:
     pool: WorkerPool | InlinePool
     rules: RuleSet  # the first rules (Poller.set_rules swaps later ones in)
     destinations: Destinations = EMBEDDED  # where new matches are queued (the outbox)
-
-
-def next_check(settings: Settings, feed: FeedSource, now: datetime, errors: int = 0,
-               retry_after: float | None = None) -> datetime:
-    """Next poll time: the feed's interval; exponential backoff after failures; Retry-After honoured."""
-    interval = feed.interval or settings.default_interval
-    delay = interval if errors == 0 else min(interval * (2 ** min(errors, 16)), MAX_BACKOFF)
-    if retry_after is not None:
-        delay = max(delay, min(retry_after, MAX_BACKOFF))
-    return now + timedelta(seconds=delay)
 
 
 @lru_cache(maxsize=8192)
@@ -84,9 +74,10 @@ class OutcomeBatch:
 
     A crash loses at most the batches not yet written: those feeds are simply polled again."""
 
-    def __init__(self, db: Database, size: int = 256) -> None:
+    def __init__(self, db: Database, size: int = 256, pause_after: int = 0) -> None:
         self._db = db
         self._size = size
+        self._pause_after = pause_after
         self._items: list[tuple[int, FeedOutcome]] = []
         self._lock = threading.Lock()
         self._batches: queue.Queue[list[tuple[int, FeedOutcome]] | None] = queue.Queue()
@@ -112,7 +103,7 @@ class OutcomeBatch:
     def _write(self) -> None:
         while (batch := self._batches.get()) is not None:
             try:
-                queries.record_outcomes(self._db, batch)
+                queries.record_outcomes(self._db, batch, self._pause_after)
             except Exception:  # the database refused: those feeds keep their old state and are re-polled
                 log.exception("event=outcomes_not_recorded feeds=%d", len(batch))
 
@@ -175,11 +166,17 @@ class Poller:
         self._plan = partial(plan_deliveries, destinations=ctx.destinations)
         self._page_threads = s.worker_count * 4 + 2
         self._pages = ThreadPoolExecutor(max_workers=self._page_threads, thread_name_prefix="page")
+        self._stopping = threading.Event()
 
     def set_rules(self, rules: RuleSet) -> None:
         """Match with ``rules`` from now on (pages already being matched finish with the rules they had);
         workers receive the new version with their next page."""
         self._rules = (rules, Context(next(_RULE_VERSIONS), rules))
+
+    def stop(self) -> None:
+        """Take no new feed: lanes finish (and store) the feed in hand; the rest of a round waits for the
+        next start (those feeds are still due)."""
+        self._stopping.set()
 
     def close(self) -> None:
         self._pages.shutdown(wait=True, cancel_futures=True)
@@ -191,11 +188,11 @@ class Poller:
         states = queries.sync_feeds(self.ctx.db, feeds)
         ordered, lanes = interleave_by_host(feeds, self.ctx.settings.per_host_concurrency)
         pending = deque(ordered)
-        outcomes = OutcomeBatch(self.ctx.db)
+        outcomes = OutcomeBatch(self.ctx.db, pause_after=self.ctx.settings.feed_pause_after)
         round_ = _Round(on_done, self._page_threads)
 
         def lane() -> None:  # each lane takes the next feed until none is left (no per-feed futures)
-            while True:
+            while not self._stopping.is_set():
                 try:
                     feed = pending.popleft()
                 except IndexError:
@@ -239,8 +236,14 @@ class Poller:
 
     def _failed(self, feed: FeedSource, state: FeedState, now: datetime, error_class: str, message: str,
                 status: int | None, retry_after: float | None, outcomes: OutcomeBatch) -> PollSummary:
-        log.warning("feed=%s event=poll_failed error_class=%s error=%s", feed.name, error_class, message)
-        when = next_check(self.ctx.settings, feed, now, state.consecutive_errors + 1, retry_after)
+        errors = state.consecutive_errors + 1
+        log.warning("feed=%s event=poll_failed error_class=%s errors=%d error=%s", feed.name, error_class, errors,
+                    message)
+        pause_after = self.ctx.settings.feed_pause_after
+        if pause_after and errors >= pause_after:
+            log.warning("feed=%s event=feed_paused errors=%d resume_with='monitor feeds resume %s'", feed.name,
+                        errors, feed.name)
+        when = next_check(self.ctx.settings, feed, now, Hints(state.cadence, state.ttl), errors, retry_after)
         outcomes.add(state.id, FeedOutcome(now, when, status, "failed", error_class=error_class, error=message))
         return PollSummary(feeds_failed=1, failures=[(feed.name, f"{error_class}: {message}")])
 
@@ -250,7 +253,8 @@ class Poller:
         with timed("fetch_feed"):
             result = ctx.fetcher.fetch_feed(feed.url, state.validators, ctx.settings.feed_max_bytes)
         if result.not_modified:
-            outcomes.add(state.id, FeedOutcome(now, next_check(ctx.settings, feed, now), 304, "not_modified"))
+            hints = Hints(state.cadence, state.ttl, result.max_age)
+            outcomes.add(state.id, FeedOutcome(now, next_check(ctx.settings, feed, now, hints), 304, "not_modified"))
             return PollSummary(feeds_not_modified=1)
         with timed("parse"):
             parsed = ctx.pool.run(parse_entries, result.body, self._caps, timeout=ctx.settings.parse_timeout,
@@ -262,8 +266,10 @@ class Poller:
         if churn:
             warning = f"{churn} entries changed GUID but kept their URL; deduplicated by URL"
             log.warning("feed=%s event=guid_churn entries=%d", feed.name, churn)
-        outcome = FeedOutcome(now, next_check(ctx.settings, feed, now), result.status, "ok",
-                              Validators(result.etag, result.last_modified), warning=warning)
+        hints = Hints(learn_cadence(e.published for e in parsed.entries) or state.cadence, parsed.ttl, result.max_age)
+        outcome = FeedOutcome(now, next_check(ctx.settings, feed, now, hints), result.status, "ok",
+                              Validators(result.etag, result.last_modified), warning=warning,
+                              cadence=hints.cadence, ttl=parsed.ttl)
         pending = _PendingFeed(feed, state, outcome, len(parsed.entries), churn, parsed.lang,
                                known.article_keys, fresh, [None] * len(fresh), len(fresh), threading.Lock())
         return self._store(pending) if not fresh else pending

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +32,7 @@ class _Handler(BaseHTTPRequestHandler):
         with srv.lock:
             srv.hits[self.path] = srv.hits.get(self.path, 0) + 1
             srv.requests.append((self.path, dict(self.headers)))
+            srv.times.append((self.path, time.monotonic()))
         route = srv.routes.get(self.path)
         if route is None:
             self._send(404, b"not found", {})
@@ -39,7 +41,7 @@ class _Handler(BaseHTTPRequestHandler):
             route.handler(self)
             return
         if route.etag and self.headers.get("If-None-Match") == route.etag:
-            self._send(304, b"", {"ETag": route.etag})
+            self._send(304, b"", {**route.headers, "ETag": route.etag})
             return
         if route.last_modified and self.headers.get("If-Modified-Since") == route.last_modified:
             self._send(304, b"", {"Last-Modified": route.last_modified})
@@ -71,6 +73,7 @@ class LocalServer(ThreadingHTTPServer):
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.times: list[tuple[str, float]] = []  # (path, time.monotonic()) of each request
         self.lock = threading.Lock()
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
