@@ -1,4 +1,4 @@
-"""The `monitor` command line: run, poll, deliver, digest, matches, deliveries, feeds, rules, destinations, db."""
+"""The `monitor` command line: run, demo, serve, poll, deliver, digest, matches, deliveries, feeds, rules, db…"""
 
 from __future__ import annotations
 
@@ -7,22 +7,21 @@ import signal
 import sys
 import threading
 import traceback
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from monitor import __version__
 from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
 from monitor.cli_delivery import deliver, deliveries, digest
+from monitor.cli_demo import demo
 from monitor.cli_destinations import destinations_app
+from monitor.cli_feeds import feeds_app
 from monitor.cli_rules import rules_app
 from monitor.console import format_match
 from monitor.errors import ConfigError
-from monitor.feeds_file import load_feeds
 from monitor.logs import redact
 from monitor.models import PollSummary
 from monitor.rules.engine import RuleSet
@@ -43,9 +42,11 @@ db_app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
 app.add_typer(destinations_app, name="destinations")
+app.add_typer(feeds_app, name="feeds")
 app.command("deliver")(deliver)
 app.command("digest")(digest)
 app.command("deliveries")(deliveries)
+app.command("demo")(demo)
 _settings = settings_or_exit
 
 
@@ -76,7 +77,10 @@ def _main(version: Annotated[bool, typer.Option("--version", help="Print the ver
 
 @app.command()
 def run() -> None:
-    """Run the service: poll every feed when it is due, until SIGTERM or Ctrl-C."""
+    """Run the service until SIGTERM or Ctrl-C: poll each feed when it is due, deliver alerts and digests,
+    send feed-health notices, prune old unmatched entries, and serve the API and web page
+    (MONITOR_API_SERVE). On SIGTERM running work gets MONITOR_SHUTDOWN_GRACE to finish; SIGHUP reloads the
+    rules."""
     from monitor.scheduler import run_service
 
     service = _service(_settings())
@@ -137,18 +141,21 @@ def poll(
 ) -> None:
     """Poll feeds, extract and match new articles, store the matches.
 
-    With --once every feed is polled one time (a progress bar shows on a terminal);
-    without it this behaves like `monitor run`.
+    With --once every feed is polled one time (a progress bar shows on a terminal), except paused feeds
+    (`monitor feeds resume NAME`); without it this behaves like `monitor run`.
     """
     if not once:
         run()
         return
     service = _service(_settings())
     try:
+        paused = service.paused()
         summary = _poll_with_progress(service)
     finally:
         service.close()
     _print_summary(summary)
+    for name in paused:
+        out.print(f"  paused, not polled: {escape(name)} (monitor feeds resume {escape(name)})")
     if summary.feeds_failed and not (summary.feeds_ok or summary.feeds_not_modified):
         raise typer.Exit(1)
 
@@ -159,7 +166,7 @@ def _poll_with_progress(service: Service) -> PollSummary:
     columns = (TextColumn("polling"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                TextColumn("{task.description}"))
     with Progress(*columns, console=err, transient=True) as progress:
-        task = progress.add_task("", total=len(service.feeds))
+        task = progress.add_task("", total=len(service.feeds) - len(service.paused()))
         return service.poll_all(lambda name, _s: progress.update(task, advance=1, description=name))
 
 
@@ -195,46 +202,6 @@ def matches(
         return
     for row in rows:
         out.print(format_match(row), markup=False)
-
-
-@app.command()
-def feeds(
-    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, one feed per line.")] = False,
-) -> None:
-    """Show each feed's fetch state and health: last result, error or warning, next check."""
-    settings = _settings()
-    db = Database(settings.database_url)
-    db.migrate()
-    rows = [queries.feed_health(row) for row in queries.list_feed_rows(db)]
-    db.dispose()
-    try:
-        configured = {feed.name for feed in load_feeds(settings.feeds_file)}
-    except ConfigError as exc:
-        err.print(f"[yellow]warning:[/yellow] {escape(str(exc))}")
-        configured = {str(h["name"]) for h in rows}
-    for health in rows:
-        if health["name"] not in configured:
-            health["health"] = "not in feeds file"
-    if as_json:
-        for health in rows:
-            out.print(json.dumps(health, ensure_ascii=False, default=str), markup=False)
-        return
-    if not rows:
-        out.print("no feeds polled yet")
-        return
-    table = Table("feed", "health", "last", "errors", "entries", "checked", "next", "reason")
-    table.columns[-1].overflow = "fold"
-    for h in rows:
-        table.add_row(
-            escape(str(h["name"])), str(h["health"]), f"{h['last_outcome'] or '-'} {h['last_status'] or ''}".strip(),
-            str(h["consecutive_errors"]), str(h["entries_seen"]), _when(h["last_checked_at"]),
-            _when(h["next_check_at"]), escape(str(h["reason"] or "")[:300]),
-        )
-    out.print(table)
-
-
-def _when(value: object) -> str:
-    return f"{value:%m-%d %H:%M:%S}" if isinstance(value, datetime) else "-"
 
 
 @db_app.command("upgrade")

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import FrameType
 
@@ -50,6 +51,15 @@ def digest_round(service: Service, report: Callable[[str], None], destination: s
                  summary.sent, summary.retrying, summary.failed, summary.dead)
 
 
+def health_round(service: Service, report: Callable[[str], None]) -> None:
+    """Store feed-health changes and send their notices (to the console output with ``report`` unless
+    MONITOR_HEALTH_DESTINATION names a destination)."""
+    summary = service.check_health(report)
+    if summary.sent or summary.errors:
+        log.info("event=health_round sent=%d retrying=%d failed=%d dead=%d", summary.sent, summary.retrying,
+                 summary.failed, summary.dead)
+
+
 def _reload(service: Service, requested: threading.Event) -> None:
     """Reload the rules when their files changed, or unconditionally after SIGHUP."""
     force = requested.is_set()
@@ -58,10 +68,11 @@ def _reload(service: Service, requested: threading.Event) -> None:
 
 
 def run_service(service: Service, report: Callable[[str], None] = print) -> None:
-    """Poll due feeds every `poll_tick` seconds and send each destination's due alerts and digests every few
-    seconds, until SIGTERM/SIGINT; in-flight polls finish first. The rules
-    directory is checked for changes every `rules_reload_interval` seconds; after SIGHUP the next check reloads
-    it whether or not it changed."""
+    """Poll due feeds every `poll_tick` seconds, send each destination's due alerts and digests and the
+    feed-health notices every few seconds, prune old unmatched entries every `housekeeping_interval`, and
+    serve the API, until SIGTERM/SIGINT: no job starts after that, and running ones get `shutdown_grace`
+    seconds to finish. The rules directory is checked for changes every `rules_reload_interval` seconds;
+    after SIGHUP the next check reloads it whether or not it changed."""
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         guarded("poll", service.poll_due),
@@ -90,6 +101,26 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
             coalesce=True,
         )
 
+    scheduler.add_job(
+        guarded("health", partial(health_round, service, report)),
+        "interval",
+        seconds=min(DELIVER_TICK, service.settings.poll_tick),
+        id="health",
+        max_instances=1,
+        coalesce=True,
+    )
+    housekeeping = service.settings.housekeeping_interval
+    scheduler.add_job(
+        guarded("housekeeping", service.housekeep),
+        "interval",
+        seconds=housekeeping,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=min(housekeeping, 60)),
+        id="housekeeping",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=int(housekeeping),
+    )
+
     reload_requested = threading.Event()
     scheduler.add_job(
         guarded("rules", lambda: _reload(service, reload_requested)),
@@ -104,8 +135,15 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
         log.info("event=rules_reload_requested signal=SIGHUP")
         reload_requested.set()
 
+    stopping = threading.Event()
+
     def stop(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():  # a second signal while draining: already on the way out
+            log.info("event=shutdown_pending signal=%s", signal.Signals(signum).name)
+            return
+        stopping.set()
         log.info("event=shutdown signal=%s", signal.Signals(signum).name)
+        service.poller.stop()
         scheduler.shutdown(wait=False)
 
     # /readyz calls the scheduler stalled when this job has not run for a while
@@ -127,9 +165,27 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
     log.info("event=scheduler_start poll_tick=%.1fs", service.settings.poll_tick)
     try:
         scheduler.start()
-        for executor in scheduler._executors.values():  # let the in-flight poll finish and commit
-            executor.shutdown(wait=True)
+        drained = _drain(scheduler, service.settings.shutdown_grace)
     finally:
         if api is not None:
             api.stop()
+    if not drained:
+        # Whatever is still running is safe to abandon: a poll stores a feed in one transaction (not
+        # committed: polled again), a claimed delivery returns to the pool when its lease runs out.
+        log.warning("event=shutdown_grace_exceeded grace=%.0fs", service.settings.shutdown_grace)
+        logging.shutdown()
+        os._exit(0)
     log.info("event=scheduler_stopped")
+
+
+def _drain(scheduler: BlockingScheduler, grace: float) -> bool:
+    """Let in-flight jobs finish (a poll commits its feeds, a send marks its row) for up to ``grace``
+    seconds; False when they did not."""
+    def wait_all() -> None:
+        for executor in scheduler._executors.values():
+            executor.shutdown(wait=True)
+
+    waiter = threading.Thread(target=wait_all, name="drain", daemon=True)
+    waiter.start()
+    waiter.join(grace)
+    return not waiter.is_alive()

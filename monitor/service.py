@@ -14,6 +14,7 @@ from monitor.metrics import FETCHES, POLLS, timed
 from monitor.models import FeedSource, PollSummary
 from monitor.notify.destinations import load_destinations, unknown_routes
 from monitor.notify.digest import send_due_digests
+from monitor.notify.health import HealthNotifier, health_destination
 from monitor.notify.notifiers import notifiers
 from monitor.notify.sender import DeliverySummary, deliver_due
 from monitor.notify.slack import SlackNotifier
@@ -24,8 +25,9 @@ from monitor.pipeline.workers import InlinePool, WorkerPool
 from monitor.rules.engine import RuleSet
 from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
-from monitor.store import queries
 from monitor.store.db import Database
+from monitor.store.feedstate import not_due
+from monitor.store.retention import Pruned, prune
 
 if TYPE_CHECKING:
     from monitor.api.context import Heartbeat
@@ -60,6 +62,7 @@ class Service:
             total_timeout=settings.fetch_timeout,
             max_redirects=settings.max_redirects,
             per_host=settings.per_host_concurrency,
+            per_host_delay=settings.per_host_delay,
             allow=settings.allow_private_networks,
             keepalive=settings.per_host_concurrency,
         )
@@ -67,6 +70,7 @@ class Service:
         if isinstance(self.pool, WorkerPool):
             self.pool.start(warm_up)
         self._slack = SlackNotifier(self.db, self.destinations)  # keeps the one-message-a-second pace
+        health_destination(settings, self.destinations)  # a wrong MONITOR_HEALTH_DESTINATION stops the start
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules, self.destinations))
         log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
                  self.db.engine.url.render_as_string(hide_password=True))
@@ -81,8 +85,8 @@ class Service:
         self.poller.set_rules(rules)
         return True
 
-    def start_api(self, heartbeat: Heartbeat) -> ApiServer:
-        """Serve the API and web page in a thread of this process (``heartbeat``: the scheduler's). FastAPI
+    def start_api(self, heartbeat: Heartbeat | None) -> ApiServer:
+        """Serve the API and web page in a thread of this process (``heartbeat``: the scheduler's, if any). FastAPI
         and uvicorn are imported here, not at start-up: `monitor poll --once` and the rest never load them."""
         from monitor.api.context import ApiContext
         from monitor.api.server import ApiServer
@@ -106,18 +110,37 @@ class Service:
                                     notifiers(self.db, self.destinations, write, self._slack),
                                     lease=self._lease, only=destination)
 
+    def check_health(self, write: Callable[[str], None] = print) -> DeliverySummary:
+        """Record feed-health changes (failing, paused, silent, recovered) and send their notices."""
+        notifier = HealthNotifier(self.db, self.settings, self.destinations, write, self._slack, self._lease)
+        return notifier.run([feed.name for feed in self.feeds])
+
+    def housekeep(self) -> Pruned:
+        """Delete unmatched entries and articles older than MONITOR_RETENTION (matches are kept)."""
+        with timed("housekeeping"):
+            pruned = prune(self.db, datetime.now(UTC) - timedelta(seconds=self.settings.retention))
+        log.info("event=housekeeping entries=%d articles=%d notices=%d", pruned.entries, pruned.articles,
+                 pruned.notices)
+        return pruned
+
     @property
     def _lease(self) -> timedelta:
         return timedelta(seconds=self.settings.delivery_lease)
 
+    def paused(self) -> list[str]:
+        """Names of the configured feeds that are paused (not polled until resumed)."""
+        state = not_due(self.db, datetime.now(UTC))
+        return [feed.name for feed in self.feeds if state.get(feed.name) == "paused"]
+
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
-        return self.poller.poll(self.feeds, on_done)
+        """Poll every configured feed once, now, except the paused ones."""
+        paused = set(self.paused())
+        return self.poller.poll([feed for feed in self.feeds if feed.name not in paused], on_done)
 
     def poll_due(self) -> PollSummary:
-        """Poll the feeds whose next check time has come (never-polled feeds are due)."""
-        now = datetime.now(UTC)
-        rows = {row.name: row for row in queries.list_feed_rows(self.db)}
-        due = [f for f in self.feeds if f.name not in rows or _due(rows[f.name].next_check_at, now)]
+        """Poll the feeds whose next check time has come (never-polled feeds are due; paused ones never)."""
+        waiting = not_due(self.db, datetime.now(UTC))
+        due = [feed for feed in self.feeds if feed.name not in waiting]
         if not due:
             return PollSummary()
         with timed("poll"):
@@ -137,11 +160,3 @@ class Service:
         self.pool.close()
         self.fetcher.close()
         self.db.dispose()
-
-
-def _due(when: datetime | None, now: datetime) -> bool:
-    if when is None:
-        return True
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when <= now

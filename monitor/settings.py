@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from monitor import __version__
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_redirects: int = Field(5, ge=0, le=5)
     concurrency: int = Field(16, ge=1, le=256)
     per_host_concurrency: int = Field(1, ge=1, le=64)
+    per_host_delay: float = Field(1.0, ge=0, le=60)
     user_agent: str = Field(DEFAULT_USER_AGENT, min_length=3)
 
     workers: int = Field(0, ge=0, le=64)
@@ -49,9 +50,20 @@ class Settings(BaseSettings):
     max_entries_per_feed: int = Field(500, ge=1)
 
     default_interval: float = Field(900.0, ge=1)
+    poll_min_interval: float = Field(300.0, gt=0)
+    poll_max_interval: float = Field(3600.0, gt=0)
+    max_backoff: float = Field(86400.0, gt=0)
+    feed_pause_after: int = Field(3, ge=0, le=1000)
+    health_destination: str | None = None
+    health_failing_after: float = Field(3600.0, gt=0)
+    health_silent_factor: float = Field(10.0, ge=1)
+    health_silent_min: float = Field(86400.0, gt=0)
+    retention: float = Field(90 * 86400.0, gt=0)
+    housekeeping_interval: float = Field(3600.0, gt=0)
     poll_tick: float = Field(30.0, ge=0.1)
     rules_reload_interval: float = Field(5.0, ge=0.1, le=3600)
     delivery_lease: float = Field(120.0, ge=1, le=3600)
+    shutdown_grace: float = Field(30.0, gt=0, le=3600)
     log_level: str = "INFO"
 
     api_host: str = "127.0.0.1"
@@ -61,7 +73,7 @@ class Settings(BaseSettings):
     api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_rate_limit: int = Field(600, ge=1, le=1_000_000)
 
-    @field_validator("destinations_file", mode="before")
+    @field_validator("destinations_file", "health_destination", mode="before")
     @classmethod
     def _unset_when_empty(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -97,10 +109,21 @@ class Settings(BaseSettings):
     def _strict_networks(cls, value: list[IPNetwork]) -> list[IPNetwork]:
         return [ipaddress.ip_network(str(net), strict=False) for net in value]
 
-    @field_validator("default_interval", "poll_tick", "rules_reload_interval", "delivery_lease", mode="before")
+    @field_validator("default_interval", "poll_tick", "rules_reload_interval", "delivery_lease", "poll_min_interval",
+                     "poll_max_interval", "max_backoff", "health_failing_after", "health_silent_min", "retention",
+                     "housekeeping_interval", "per_host_delay", "shutdown_grace", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().rstrip("s") in ("0", "0.0"):
+            return 0.0  # "0" is a valid delay; the field's own bound decides whether it is allowed
         return parse_duration(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _interval_bounds(self) -> Settings:
+        if self.poll_min_interval > self.poll_max_interval:
+            raise ValueError(f"MONITOR_POLL_MIN_INTERVAL ({self.poll_min_interval:g}s) is longer than "
+                             f"MONITOR_POLL_MAX_INTERVAL ({self.poll_max_interval:g}s)")
+        return self
 
     @field_validator("log_level")
     @classmethod
@@ -126,7 +149,8 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"MONITOR_{'_'.join(str(p) for p in err['loc'][:1]).upper()}: {err['msg'].removeprefix('Value error, ')}"
+            (f"MONITOR_{str(err['loc'][0]).upper()}: " if err["loc"] else "")
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise ConfigError(f"invalid settings: {problems}") from exc

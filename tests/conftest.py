@@ -19,6 +19,28 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--regen-golden", action="store_true", help="rewrite golden files from current output")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "both_databases: run the test on SQLite and on PostgreSQL "
+                                       "(MONITOR_TEST_POSTGRES_URL; skipped with the reason when unset)")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_databases") and "database_url" in metafunc.fixturenames:
+        metafunc.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test's database: a SQLite file, or (tests marked both_databases) a fresh PostgreSQL schema too."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield f"sqlite:///{tmp_path / 'monitor.db'}"
+        return
+    from support.pg import fresh_schema
+
+    with fresh_schema() as url:
+        yield url
+
+
 @pytest.fixture
 def server() -> Iterator[LocalServer]:
     srv = LocalServer("127.0.0.1").start()
@@ -42,10 +64,10 @@ def write_feeds(path: Path, feeds: list[dict[str, Any]]) -> Path:
 
 
 @pytest.fixture
-def make_settings(tmp_path: Path) -> Callable[..., Settings]:
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
     def build(feeds: list[dict[str, Any]], **overrides: Any) -> Settings:
         values: dict[str, Any] = {
-            "database_url": f"sqlite:///{tmp_path / 'monitor.db'}",
+            "database_url": database_url,
             "feeds_file": write_feeds(tmp_path / "feeds.yaml", feeds),
             "rules_dir": ROOT / "rules",
             "allow_private_networks": "127.0.0.1/32",
@@ -54,6 +76,7 @@ def make_settings(tmp_path: Path) -> Callable[..., Settings]:
             "workers": 1,
             "parse_timeout": 10,
             "extract_timeout": 20,
+            "per_host_delay": 0,  # everything here is on 127.0.0.1; spacing has its own test
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

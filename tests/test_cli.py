@@ -32,6 +32,7 @@ def base_env(tmp_path: Path, feeds_file: Path, **extra: str) -> dict[str, str]:
         "MONITOR_WORKERS": "2",
         "PYTHONPATH": str(ROOT),
         "MONITOR_API_PORT": "0",  # `monitor run` serves the API: on any free port, never a fixed one
+        "MONITOR_PER_HOST_DELAY": "0",  # every test server is 127.0.0.1; spacing has its own test
     })
     env.update(extra)
     return env

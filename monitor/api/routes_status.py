@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request
 from monitor.api.context import ApiContext
 from monitor.api.schemas import GUARDED, DeliveryOut, FeedOut, RuleOut
 from monitor.store import queries
+from monitor.store.feedstate import feed_health
 from monitor.store.outbox import list_deliveries
 from monitor.store.search import rule_stats
 
@@ -35,7 +36,7 @@ def list_rules(request: Request) -> list[RuleOut]:
 def list_feeds(request: Request) -> list[FeedOut]:
     """Every polled feed's fetch state: health (ok, warning, failing, never polled), last error."""
     rows = queries.list_feed_rows(_ctx(request).db)
-    return [FeedOut.model_validate(queries.feed_health(row)) for row in rows]
+    return [FeedOut.model_validate(feed_health(row)) for row in rows]
 
 
 @router.get("/deliveries", response_model=list[DeliveryOut])

@@ -6,7 +6,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from monitor.store.queries import MatchView
 
@@ -74,6 +74,11 @@ class FeedOut(BaseModel):
     last_success_at: datetime | None
     next_check_at: datetime | None
     reason: str | None
+    paused_at: datetime | None = Field(None, description="Set while the feed is paused after repeated failures "
+                                       "(`monitor feeds resume NAME` polls it again).")
+    failing_since: datetime | None = Field(None, description="The first failure of the current run of failures.")
+    cadence: float | None = Field(None, description="Learned seconds between two of the feed's entries.")
+    last_new_entry_at: datetime | None = Field(None, description="When the feed last brought a new entry.")
 
 
 class DeliveryOut(BaseModel):

@@ -18,6 +18,7 @@ from monitor.api.routes_matches import match_filter
 from monitor.api.schemas import encode_cursor
 from monitor.api.security import COOKIE, TokenCheck
 from monitor.store import queries
+from monitor.store.feedstate import feed_health
 from monitor.store.queries import MatchView
 from monitor.store.search import MatchFilter, search_matches
 
@@ -79,7 +80,7 @@ def page(
     shown, more = found[:PAGE_SIZE], len(found) > PAGE_SIZE
     cursor = encode_cursor(shown[-1].matched_at, shown[-1].id) if more else None
     args = {k: v for k, v in {"rule": rule, "feed": feed, "lang": lang, "q": q}.items() if v}
-    feeds = [queries.feed_health(row) for row in queries.list_feed_rows(ctx.db)]
+    feeds = [feed_health(row) for row in queries.list_feed_rows(ctx.db)]
     return _render("page.html.j2", matches=[_shown(m) for m in shown], rules=ctx.rules().rules, feeds=feeds,
                    languages=LANGUAGES, chosen=MatchFilter(rule=rule, feed=feed, lang=lang, q=q),
                    next_cursor=cursor, next_link="/?" + urlencode({**args, "before": cursor or ""}))

@@ -66,7 +66,7 @@ def compose(matches: Sequence[MatchView], destination: DestinationModel, possibl
                    "terms": sorted({str(h.get("term")) for h in hits if isinstance(h, dict)})}
                   for m in matches for hits in [m.explanation.get("hits") or []] if isinstance(hits, list)],
     }
-    message = _message(destination, header_text(f"[{', '.join(m.rule for m in matches)}] {first.title}"))
+    message = envelope(destination, header_text(f"[{', '.join(m.rule for m in matches)}] {first.title}"))
     message.set_content(_TEMPLATES.get_template("alert.txt.j2").render(context))
     message.add_alternative(_TEMPLATES.get_template("alert.html.j2").render(context), subtype="html")
     return message
@@ -94,13 +94,13 @@ def digest_text(digest: Digest) -> str:
 
 def compose_digest(digest: Digest, destination: DestinationModel) -> EmailMessage:
     context = _digest_context(digest)
-    message = _message(destination, header_text(f"[monitor] {digest.heading}"))
+    message = envelope(destination, header_text(f"[monitor] {digest.heading}"))
     message.set_content(_TEMPLATES.get_template("digest.txt.j2").render(context))
     message.add_alternative(_TEMPLATES.get_template("digest.html.j2").render(context), subtype="html")
     return message
 
 
-def _message(destination: DestinationModel, subject: str) -> EmailMessage:
+def envelope(destination: DestinationModel, subject: str) -> EmailMessage:
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = destination.sender or ""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy import bindparam, case, func, insert, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -37,6 +37,8 @@ class FeedState:
     name: str
     validators: Validators
     consecutive_errors: int
+    cadence: float | None = None  # learned seconds between entries
+    ttl: float | None = None  # the feed's last <ttl>, seconds
 
 
 @dataclass(frozen=True)
@@ -60,13 +62,15 @@ class FeedOutcome:
     error_class: str | None = None
     error: str | None = None
     warning: str | None = None
+    cadence: float | None = None  # newly learned (None: keep the stored one)
+    ttl: float | None = None  # from this fetch's body (ok outcomes only)
 
 
 def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState]:
     """Insert feeds new to feeds.yaml and follow URL changes (validators reset on a new URL)."""
     table = _FEEDS
     columns = (table.c.id, table.c.name, table.c.url, table.c.etag, table.c.last_modified,
-               table.c.consecutive_errors)
+               table.c.consecutive_errors, table.c.cadence, table.c.ttl)
     with db.read() as session:
         rows = {row.name: row for row in session.execute(sa_select(*columns))}
     if any(feed.name not in rows or rows[feed.name].url != feed.url for feed in feeds):
@@ -75,7 +79,7 @@ def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState
     for feed in feeds:
         row = rows[feed.name]
         states[feed.name] = FeedState(row.id, row.name, Validators(row.etag, row.last_modified),
-                                      row.consecutive_errors)
+                                      row.consecutive_errors, row.cadence, row.ttl)
     return states
 
 
@@ -120,15 +124,19 @@ def _success_values(outcome: FeedOutcome) -> dict[str, object]:
         "last_checked_at": outcome.checked_at, "last_success_at": outcome.checked_at,
         "next_check_at": outcome.next_check_at, "last_status": outcome.status, "last_outcome": outcome.outcome,
         "consecutive_errors": 0, "last_error_class": None, "last_error": None,
-        "last_warning": (outcome.warning or "")[:1000] or None,
+        "last_warning": (outcome.warning or "")[:1000] or None, "failing_since": None, "paused_at": None,
+        "ttl": outcome.ttl,
     }
+    if outcome.cadence is not None:
+        values["cadence"] = outcome.cadence
     if outcome.validators is not None:
         values.update(etag=outcome.validators.etag, last_modified=outcome.validators.last_modified)
     return values
 
 
-def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -> None:
-    """Polls that stored no entries (not modified, or failed): two bulk UPDATEs in one transaction."""
+def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]], pause_after: int = 0) -> None:
+    """Polls that stored no entries (not modified, or failed): two bulk UPDATEs in one transaction. A feed
+    whose failures in a row reach ``pause_after`` (0: never) is paused."""
     table = _FEEDS
     fine = [
         {"fid": feed_id, "checked": o.checked_at, "next": o.next_check_at, "status": o.status, "outcome": o.outcome}
@@ -146,6 +154,7 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -
                     last_checked_at=bindparam("checked"), last_success_at=bindparam("checked"),
                     next_check_at=bindparam("next"), last_status=bindparam("status"),
                     last_outcome=bindparam("outcome"), consecutive_errors=0, last_error=None, last_error_class=None,
+                    failing_since=None, paused_at=None,
                 ),
                 fine,
             )
@@ -156,9 +165,20 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]]) -
                     last_status=bindparam("status"), last_outcome="failed",
                     consecutive_errors=table.c.consecutive_errors + 1,
                     last_error_class=bindparam("eclass"), last_error=bindparam("error"),
+                    failing_since=func.coalesce(table.c.failing_since, bindparam("checked")),
+                    paused_at=_paused(pause_after),
                 ),
                 failed,
             )
+
+
+def _paused(pause_after: int) -> Any:
+    """paused_at after one more failure: set (once) when the failures in a row reach ``pause_after``."""
+    table = _FEEDS
+    if pause_after <= 0:
+        return table.c.paused_at
+    return case((table.c.consecutive_errors + 1 >= pause_after,
+                 func.coalesce(table.c.paused_at, bindparam("checked"))), else_=table.c.paused_at)
 
 
 def store_entries(
@@ -201,8 +221,9 @@ def store_entries(
             queue_deliveries(session, [
                 (created[keys[id(i)]], i.matches) for i in _first_per_key(fresh, keys)
                 if keys[id(i)] in created and i.article is not None and i.matches], plan, outcome.checked_at)
+        news = {"last_new_entry_at": outcome.checked_at} if fresh else {}
         session.execute(update(_FEEDS).where(_FEEDS.c.id == feed_id).values(
-            **_success_values(outcome), entries_seen=_FEEDS.c.entries_seen + len(fresh),
+            **_success_values(outcome), **news, entries_seen=_FEEDS.c.entries_seen + len(fresh),
             guid_churn=_FEEDS.c.guid_churn + guid_churn))
     return len(fresh), len(matches)
 
@@ -350,24 +371,6 @@ def claimed_matches(db: Database, claim: Claim) -> list[MatchView]:
     """The matches a claimed outbox row announces (its article's matches of the rules routed there),
     oldest first."""
     return [m for m in reversed(list_matches(db, article_ids=[claim.article_id], limit=200)) if m.rule in claim.rules]
-
-
-def feed_health(row: FeedRow) -> dict[str, object]:
-    """A feed's state as shown by `monitor feeds`: health is ok, warning, failing or never polled."""
-    if row.last_outcome is None:
-        health = "never polled"
-    elif row.consecutive_errors:
-        health = "failing"
-    else:
-        health = "warning" if row.last_warning else "ok"
-    reason = f"{row.last_error_class}: {row.last_error}" if row.last_error else row.last_warning
-    return {
-        "name": row.name, "url": row.url, "health": health, "last_outcome": row.last_outcome,
-        "last_status": row.last_status, "consecutive_errors": row.consecutive_errors,
-        "entries_seen": row.entries_seen, "guid_churn": row.guid_churn, "last_checked_at": row.last_checked_at,
-        "last_success_at": row.last_success_at, "next_check_at": row.next_check_at, "reason": reason,
-        "etag": row.etag, "last_modified": row.last_modified,
-    }
 
 
 def list_feed_rows(db: Database) -> list[FeedRow]:

@@ -27,6 +27,12 @@ class FeedRow(SQLModel, table=True):
     last_success_at: datetime | None = None
     next_check_at: datetime | None = Field(default=None, index=True)
     entries_seen: int = 0
+    paused_at: datetime | None = None  # set after MONITOR_FEED_PAUSE_AFTER failures in a row; not polled until resumed
+    failing_since: datetime | None = None  # the first failure of the current run of failures
+    cadence: float | None = None  # learned seconds between two entries (median of the recent gaps)
+    ttl: float | None = None  # the feed's own <ttl>, in seconds
+    last_new_entry_at: datetime | None = None  # when the feed last brought an entry not seen before
+    health: str | None = Field(default=None, max_length=10)  # failing | silent: an unhealthy notice is open
 
 
 class ArticleRow(SQLModel, table=True):
@@ -120,3 +126,23 @@ class DigestRow(SQLModel, table=True):
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     possible_duplicate: bool = False
+
+
+class FeedNoticeRow(SQLModel, table=True):
+    """A feed-health notice (the feed went unhealthy, or recovered), written in the transaction that changes
+    the feed's ``health``: one notice per change, sent to the health destination like an outbox row."""
+
+    __tablename__ = "feed_notices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    feed_id: int = Field(foreign_key="feeds.id", index=True)
+    feed_name: str = Field(max_length=200)
+    kind: str = Field(max_length=10)  # failing | silent | recovered
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    destination: str = Field(max_length=64)
+    status: str = Field(max_length=10, index=True)  # pending | sending | sent | dead
+    attempts: int = 0
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None = None
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))

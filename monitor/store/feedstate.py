@@ -1,0 +1,61 @@
+"""Feed scheduling state: which feeds wait or are paused, resuming a paused one, health as operators see it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import or_, update
+from sqlalchemy import select as sa_select
+
+from monitor.errors import ConfigError
+from monitor.store.db import Database
+from monitor.store.tables import FeedRow
+
+_FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
+
+
+def not_due(db: Database, now: datetime) -> dict[str, str]:
+    """Feeds that must not be polled at ``now``: name → "paused", or "waiting" (next check still ahead).
+    A feed missing from the answer is due (never-polled feeds included). Two short columns, one query."""
+    table = _FEEDS
+    query = sa_select(table.c.name, table.c.paused_at.is_not(None)).where(
+        or_(table.c.paused_at.is_not(None), table.c.next_check_at > now))
+    with db.read() as session:
+        return {name: "paused" if paused else "waiting" for name, paused in session.execute(query)}
+
+
+def resume_feed(db: Database, name: str, now: datetime) -> bool:
+    """Un-pause ``name`` and make it due now; its failure count restarts (a recovery notice waits for a
+    successful poll). False when it was not paused; ConfigError when no feed has that name."""
+    table = _FEEDS
+    with db.write() as session:
+        paused = session.execute(sa_select(table.c.paused_at).where(table.c.name == name)).first()
+        if paused is None:
+            raise ConfigError(f"no feed named {name!r} has been polled (see `monitor feeds`)")
+        session.execute(update(table).where(table.c.name == name).values(
+            paused_at=None, consecutive_errors=0, next_check_at=now))
+        return paused[0] is not None
+
+
+def feed_health(row: FeedRow) -> dict[str, object]:
+    """A feed's state as shown by `monitor feeds` and /api/feeds: health is ok, warning, failing, paused,
+    silent or never polled."""
+    if row.last_outcome is None:
+        health = "never polled"
+    elif row.paused_at is not None:
+        health = "paused"
+    elif row.consecutive_errors:
+        health = "failing"
+    elif row.health == "silent":
+        health = "silent"
+    else:
+        health = "warning" if row.last_warning else "ok"
+    reason = f"{row.last_error_class}: {row.last_error}" if row.last_error else row.last_warning
+    return {
+        "name": row.name, "url": row.url, "health": health, "last_outcome": row.last_outcome,
+        "last_status": row.last_status, "consecutive_errors": row.consecutive_errors,
+        "entries_seen": row.entries_seen, "guid_churn": row.guid_churn, "last_checked_at": row.last_checked_at,
+        "last_success_at": row.last_success_at, "next_check_at": row.next_check_at, "reason": reason,
+        "etag": row.etag, "last_modified": row.last_modified, "paused_at": row.paused_at,
+        "failing_since": row.failing_since, "cadence": row.cadence, "last_new_entry_at": row.last_new_entry_at,
+    }

@@ -1,0 +1,116 @@
+"""Feed-health notices in SQL: a feed's health changes and its notice is queued in one transaction, then
+sent like an outbox row (pending → sending, with a lease → sent; retried with backoff; dead at the end).
+
+    health None ──failing for longer than the threshold, or paused──→ "failing"   (notice: failing)
+    health None ──no new entry for factor × cadence (and the floor)──→ "silent"    (notice: silent)
+    "silent"    ──starts failing as above──────────────────────────→ "failing"   (notice: failing)
+    "failing"/"silent" ──a successful poll (failing) / a new entry (silent)──→ None (notice: recovered)
+
+One notice per change, whatever the number of polls: the change is what is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, or_, update
+from sqlalchemy import select as sa_select
+
+from monitor.store.db import Database
+from monitor.store.tables import FeedNoticeRow, FeedRow
+
+_FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
+_NOTICES = FeedNoticeRow.__table__  # type: ignore[attr-defined]
+Describe = Callable[[FeedRow, str, datetime], str]  # (feed, kind, now) → the notice's text
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    failing_after: timedelta  # failing for this long → a failing notice (a paused feed: at once)
+    silent_factor: float  # no new entry for this many cadences …
+    silent_min: timedelta  # … and at least this long → a silent notice
+
+
+@dataclass(frozen=True)
+class Notice:
+    id: int
+    feed_name: str
+    kind: str
+    message: str
+    destination: str
+    attempts: int
+
+
+def _wanted(row: FeedRow, now: datetime, limits: Thresholds) -> str | None:
+    """The health the feed is in at ``now``: failing, silent or None (fine)."""
+    if row.paused_at is not None or (row.failing_since is not None
+                                     and _utc(row.failing_since) <= now - limits.failing_after):
+        return "failing"
+    if row.failing_since is not None:
+        return row.health if row.health == "failing" else None  # failing, not for long enough yet
+    if row.cadence and row.last_new_entry_at is not None:
+        quiet = max(timedelta(seconds=row.cadence * limits.silent_factor), limits.silent_min)
+        if _utc(row.last_new_entry_at) <= now - quiet:
+            return "silent"
+    return None
+
+
+def update_health(db: Database, feeds: Collection[str], now: datetime, limits: Thresholds, destination: str,
+                  describe: Describe) -> list[Notice]:
+    """Move each of ``feeds`` to the health it is in now and queue one notice per change (``describe``
+    writes its text). Returns the notices queued."""
+    queued: list[Notice] = []
+    with db.write() as session:
+        rows = session.execute(sa_select(FeedRow).where(FeedRow.name.in_(list(feeds)))).scalars().all()  # type: ignore[attr-defined]
+        for row in rows:
+            wanted = _wanted(row, now, limits)
+            if row.health == "failing" and wanted == "silent":
+                wanted = None  # it works again: recovered now; quiet, it is told apart at the next look
+            if wanted == row.health:
+                continue
+            kind = wanted or "recovered"
+            message = describe(row, kind, now)
+            notice_id = session.execute(insert(_NOTICES).returning(_NOTICES.c.id).values(
+                feed_id=row.id, feed_name=row.name, kind=kind, message=message, destination=destination,
+                status="pending", attempts=0, next_attempt_at=now, created_at=now)).scalar_one()
+            session.execute(update(_FEEDS).where(_FEEDS.c.id == row.id).values(health=wanted))
+            queued.append(Notice(notice_id, row.name, kind, message, destination, 0))
+    return queued
+
+
+def claim_notice(db: Database, now: datetime, lease: timedelta) -> Notice | None:
+    """The oldest due notice (pending, or sending with its lease run out: its sender died), leased."""
+    table = _NOTICES
+    with db.write() as session:
+        row = session.execute(sa_select(table).where(
+            or_(table.c.status == "pending", table.c.status == "sending"), table.c.next_attempt_at <= now,
+        ).order_by(table.c.id).limit(1)).first()
+        if row is None:
+            return None
+        session.execute(update(table).where(table.c.id == row.id).values(
+            status="sending", attempts=table.c.attempts + 1, next_attempt_at=now + lease))
+    return Notice(row.id, row.feed_name, row.kind, row.message, row.destination, row.attempts + 1)
+
+
+def mark_notice(db: Database, notice_id: int, status: str, when: datetime, error: str | None = None) -> None:
+    """sent (``when``: sent at), pending again (``when``: next attempt), or dead."""
+    values: dict[str, object] = {"status": status, "last_error": error}
+    if status == "sent":
+        values["sent_at"] = when
+    elif status == "pending":
+        values["next_attempt_at"] = when
+    with db.write() as session:
+        session.execute(update(_NOTICES).where(_NOTICES.c.id == notice_id).values(**values))
+
+
+def list_notices(db: Database, limit: int = 50) -> list[FeedNoticeRow]:
+    """The newest notices first."""
+    with db.read() as session:
+        return list(session.execute(sa_select(FeedNoticeRow).order_by(FeedNoticeRow.id.desc())  # type: ignore[union-attr]
+                                    .limit(limit)).scalars())
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
