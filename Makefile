@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run poll test lint typecheck unit bench lock clean
+.PHONY: run demo poll test lint typecheck unit bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.lock
 
 run: $(VENV)/.runtime  ## install and start the service on the embedded defaults
 	$(BIN)/monitor run
+
+demo: $(VENV)/.runtime  ## install and run the offline demo (bundled feeds, temporary database, web page)
+	$(BIN)/monitor demo
 
 poll: $(VENV)/.runtime  ## install and poll every feed once
 	$(BIN)/monitor poll --once
