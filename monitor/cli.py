@@ -91,6 +91,22 @@ def run() -> None:
 
 
 @app.command()
+def worker() -> None:
+    """Run the scheduler's jobs without the API, until SIGTERM or Ctrl-C: poll due feeds, deliver alerts and
+    digests, feed-health notices, housekeeping. Start any number of workers (and `monitor serve` for the
+    API) against one PostgreSQL database: due feeds, alerts, digests and notices are claimed with leases,
+    so each is handled by one worker, and a worker that dies leaves its claims to the others when the
+    leases run out (MONITOR_FEED_LEASE, MONITOR_DELIVERY_LEASE). With SQLite run one process."""
+    from monitor.scheduler import run_service
+
+    service = _service(_settings())
+    try:
+        run_service(service, serve_api=False)
+    finally:
+        service.close()
+
+
+@app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (default: MONITOR_API_HOST, 127.0.0.1). "
                                                   "Anything but loopback needs MONITOR_API_TOKEN.")] = None,

@@ -67,7 +67,7 @@ def _reload(service: Service, requested: threading.Event) -> None:
     service.reload_rules(force)
 
 
-def run_service(service: Service, report: Callable[[str], None] = print) -> None:
+def run_service(service: Service, report: Callable[[str], None] = print, serve_api: bool = True) -> None:
     """Poll due feeds every `poll_tick` seconds, send each destination's due alerts and digests and the
     feed-health notices every few seconds, prune old unmatched entries every `housekeeping_interval`, and
     serve the API, until SIGTERM/SIGINT: no job starts after that, and running ones get `shutdown_grace`
@@ -151,7 +151,7 @@ def run_service(service: Service, report: Callable[[str], None] = print) -> None
     scheduler.add_job(heartbeat.beat, "interval", seconds=min(DELIVER_TICK, service.settings.poll_tick),
                       id="heartbeat", max_instances=1, coalesce=True)
     api = None
-    if service.settings.api_serve:
+    if serve_api and service.settings.api_serve:
         try:
             api = service.start_api(heartbeat)
             report(api.announce())

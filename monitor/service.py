@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import pyexpat
+import socket
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -25,8 +27,9 @@ from monitor.pipeline.workers import InlinePool, WorkerPool
 from monitor.rules.engine import RuleSet
 from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
+from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.feedstate import not_due
+from monitor.store.feedstate import claim_feeds, not_due
 from monitor.store.retention import Pruned, prune
 
 if TYPE_CHECKING:
@@ -69,6 +72,8 @@ class Service:
         self.pool: WorkerPool | InlinePool = InlinePool() if inline_workers else WorkerPool(settings.worker_count)
         if isinstance(self.pool, WorkerPool):
             self.pool.start(warm_up)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"  # whose feed leases these are
+        self._batch = max(32, settings.concurrency * 4)  # feeds claimed at a time: short rounds, short leases
         self._slack = SlackNotifier(self.db, self.destinations)  # keeps the one-message-a-second pace
         health_destination(settings, self.destinations)  # a wrong MONITOR_HEALTH_DESTINATION stops the start
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules, self.destinations))
@@ -138,22 +143,28 @@ class Service:
         return self.poller.poll([feed for feed in self.feeds if feed.name not in paused], on_done)
 
     def poll_due(self) -> PollSummary:
-        """Poll the feeds whose next check time has come (never-polled feeds are due; paused ones never)."""
-        waiting = not_due(self.db, datetime.now(UTC))
-        due = [feed for feed in self.feeds if feed.name not in waiting]
-        if not due:
-            return PollSummary()
-        with timed("poll"):
-            summary = self.poller.poll(due)
-        POLLS.inc()
-        FETCHES.labels("ok", "").inc(summary.feeds_ok)
-        FETCHES.labels("not_modified", "").inc(summary.feeds_not_modified)
-        for _feed, reason in summary.failures:
-            FETCHES.labels("failed", reason.split(":", 1)[0]).inc()
-        log.info("event=poll_round feeds=%d ok=%d not_modified=%d failed=%d new_entries=%d new_matches=%d",
-                 len(due), summary.feeds_ok, summary.feeds_not_modified, summary.feeds_failed,
-                 summary.new_entries, summary.new_matches)
-        return summary
+        """Claim the feeds whose next check has come (never-polled feeds are due; paused ones never) a batch
+        at a time, with a lease (MONITOR_FEED_LEASE), and poll them, until none is due. Any number of
+        processes may do this against one database: each feed is polled by one of them at a time."""
+        queries.sync_feeds(self.db, self.feeds)
+        by_name = {feed.name: feed for feed in self.feeds}
+        total, lease = PollSummary(), timedelta(seconds=self.settings.feed_lease)
+        while not self.poller.stopping:
+            names = claim_feeds(self.db, by_name, self.owner, datetime.now(UTC), lease, self._batch)
+            if not names:
+                break
+            with timed("poll"):
+                summary = self.poller.poll([by_name[name] for name in names])
+            POLLS.inc()
+            FETCHES.labels("ok", "").inc(summary.feeds_ok)
+            FETCHES.labels("not_modified", "").inc(summary.feeds_not_modified)
+            for _feed, reason in summary.failures:
+                FETCHES.labels("failed", reason.split(":", 1)[0]).inc()
+            log.info("event=poll_round feeds=%d ok=%d not_modified=%d failed=%d new_entries=%d new_matches=%d",
+                     len(names), summary.feeds_ok, summary.feeds_not_modified, summary.feeds_failed,
+                     summary.new_entries, summary.new_matches)
+            total.add(summary)
+        return total
 
     def close(self) -> None:
         self.poller.close()

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     poll_tick: float = Field(30.0, ge=0.1)
     rules_reload_interval: float = Field(5.0, ge=0.1, le=3600)
     delivery_lease: float = Field(120.0, ge=1, le=3600)
+    feed_lease: float = Field(600.0, ge=1, le=86400)
     shutdown_grace: float = Field(30.0, gt=0, le=3600)
     log_level: str = "INFO"
 
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
 
     @field_validator("default_interval", "poll_tick", "rules_reload_interval", "delivery_lease", "poll_min_interval",
                      "poll_max_interval", "max_backoff", "health_failing_after", "health_silent_min", "retention",
-                     "housekeeping_interval", "per_host_delay", "shutdown_grace", mode="before")
+                     "housekeeping_interval", "per_host_delay", "shutdown_grace", "feed_lease", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().rstrip("s") in ("0", "0.0"):

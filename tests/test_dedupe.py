@@ -45,6 +45,7 @@ def poll(service: Service):  # type: ignore[no-untyped-def]
     return service.poll_all()
 
 
+@pytest.mark.both_databases
 def test_case19_identity_edge_cases(server: LocalServer, make_settings) -> None:
     base = "http://news.invalid"  # links are never fetched: fetch_articles is off
     server.routes["/f"] = Route(rss([("dup", f"{base}/1", "Tariff one"), ("dup", f"{base}/1", "Tariff one again"),
@@ -73,6 +74,7 @@ def test_case19_identity_edge_cases(server: LocalServer, make_settings) -> None:
         service.close()
 
 
+@pytest.mark.both_databases
 def test_article_from_two_feeds_is_stored_once_with_both_sources(server: LocalServer, make_settings) -> None:
     page = b"<html><body><article><p>" + b"Seoul imposed new tariffs on imported steel this week. " * 5 + \
            b"</p></article></body></html>"
@@ -101,7 +103,7 @@ def test_outcome_writer_survives_a_database_refusal(make_settings, monkeypatch, 
     from monitor.store.db import Database
     from monitor.store.queries import FeedOutcome
 
-    def refuse(db, batch):  # type: ignore[no-untyped-def]
+    def refuse(db, batch, pause_after=0):  # type: ignore[no-untyped-def]
         raise RuntimeError("database or disk is full")
 
     monkeypatch.setattr(queries, "record_outcomes", refuse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from support.httpserver import LocalServer, Route
 from support.site import article_page, load_articles, load_labels, rss
 
@@ -21,6 +22,7 @@ def serve_site(server: LocalServer) -> list[dict[str, str]]:
     return articles
 
 
+@pytest.mark.both_databases
 def test_poll_stores_expected_matches_then_repoll_is_all_304(server: LocalServer, make_settings) -> None:
     articles = serve_site(server)
     settings = make_settings([{"name": "wire", "url": server.url("/feed.xml")}])

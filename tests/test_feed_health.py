@@ -3,12 +3,13 @@ same behaviour under a running `monitor run` is in test_service_run.py)."""
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from monitor.errors import ConfigError
 from monitor.models import FeedSource
@@ -24,15 +25,24 @@ from monitor.store.queries import FeedOutcome
 from monitor.store.retention import prune
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
+pytestmark = pytest.mark.both_databases
+
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 LIMITS = Thresholds(timedelta(minutes=30), 10.0, timedelta(hours=6))
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Database:
-    database = Database(f"sqlite:///{tmp_path / 'm.db'}")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
     database.migrate()
-    return database
+    yield database
+    database.dispose()
+
+
+def _sql(db: Database, statement: str) -> list[tuple[Any, ...]]:
+    with db.engine.begin() as conn:
+        result = conn.execute(text(statement))
+        return [tuple(row) for row in result] if result.returns_rows else []
 
 
 def _feed(db: Database, name: str = "wire") -> int:
@@ -162,9 +172,7 @@ def test_notices_go_to_the_configured_slack_destination_escaped_and_once(
     notifier.run(["<!channel> *wire*"])
     notifier.run(["<!channel> *wire*"])
     assert len(slack.to("/hook")) == 2 and "recovered" in slack.to("/hook")[1][2]["text"]
-    with sqlite3.connect(db.engine.url.database) as conn:
-        assert conn.execute("SELECT kind, status FROM feed_notices ORDER BY id").fetchall() == [
-            ("failing", "sent"), ("recovered", "sent")]
+    assert _sql(db, "SELECT kind, status FROM feed_notices ORDER BY id") == [("failing", "sent"), ("recovered", "sent")]
 
 
 def test_a_notice_whose_send_fails_is_retried_not_lost(db: Database, tmp_path: Path, slack: object) -> None:
@@ -182,8 +190,7 @@ def test_a_notice_whose_send_fails_is_retried_not_lost(db: Database, tmp_path: P
     for n in range(3):
         _fail(db, feed_id, datetime.now(UTC) - timedelta(minutes=10 - n))
     assert notifier.run(["wire"]).retrying == 1
-    with sqlite3.connect(db.engine.url.database) as conn:
-        conn.execute("UPDATE feed_notices SET next_attempt_at = '2000-01-01 00:00:00'")  # its retry time has come
+    _sql(db, "UPDATE feed_notices SET next_attempt_at = '2000-01-01 00:00:00'")  # its retry time has come
     assert notifier.run(["wire"]).sent == 1
     assert len(slack.to("/hook")) == 2
 
@@ -210,8 +217,7 @@ def test_retention_deletes_old_unmatched_entries_and_articles_and_keeps_matches(
                                      explanation="{}", matched_at=when))
     pruned = prune(db, datetime(2026, 9, 1, tzinfo=UTC), batch=1)  # batch of one: the loop is exercised
     assert (pruned.entries, pruned.articles) == (1, 1)
-    with sqlite3.connect(db.engine.url.database) as conn:
-        assert [r[0] for r in conn.execute("SELECT entry_key FROM entries ORDER BY id")] == ["e1", "e2"]
-        assert [r[0] for r in conn.execute("SELECT key FROM articles ORDER BY id")] == ["k1", "k2"]
-        assert conn.execute("SELECT COUNT(*) FROM matches").fetchone()[0] == 1
+    assert [r[0] for r in _sql(db, "SELECT entry_key FROM entries ORDER BY id")] == ["e1", "e2"]
+    assert [r[0] for r in _sql(db, "SELECT key FROM articles ORDER BY id")] == ["k1", "k2"]
+    assert _sql(db, "SELECT COUNT(*) FROM matches") == [(1,)]
     assert prune(db, datetime(2026, 9, 1, tzinfo=UTC)).entries == 0  # idempotent

@@ -122,20 +122,18 @@ def _hourly_feed(base: str, ttl: str = "") -> bytes:
             "</channel></rss>").encode()
 
 
+@pytest.mark.both_databases
 def test_the_poller_schedules_from_learned_cadence_ttl_and_max_age(server: Any, make_settings: Any) -> None:
     """Wiring: what the policy decides is what the poller stores as the feed's next check."""
-    import sqlite3
-
     from support.httpserver import Route
 
     from monitor.service import Service
+    from monitor.store import queries
 
-    def scheduled() -> tuple[float, float]:
-        with sqlite3.connect(settings.database_url.removeprefix("sqlite:///")) as conn:
-            checked, following, cadence = conn.execute(
-                "SELECT last_checked_at, next_check_at, cadence FROM feeds").fetchone()
-        wait = (datetime.fromisoformat(following) - datetime.fromisoformat(checked)).total_seconds()
-        return wait, cadence
+    def scheduled() -> tuple[float, float | None]:
+        (row,) = queries.list_feed_rows(service.db)
+        assert row.next_check_at is not None and row.last_checked_at is not None
+        return (row.next_check_at - row.last_checked_at).total_seconds(), row.cadence
 
     server.routes["/feed.xml"] = Route(_hourly_feed(server.base), etag='"v1"',
                                        headers={"Cache-Control": "max-age=30"})

@@ -173,6 +173,10 @@ class Poller:
         workers receive the new version with their next page."""
         self._rules = (rules, Context(next(_RULE_VERSIONS), rules))
 
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
     def stop(self) -> None:
         """Take no new feed: lanes finish (and store) the feed in hand; the rest of a round waits for the
         next start (those feeds are still due)."""

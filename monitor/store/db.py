@@ -1,15 +1,18 @@
-"""Database engine: SQLite pragmas (WAL, busy_timeout), BEGIN IMMEDIATE for writes, migrations."""
+"""Database engine: SQLite pragmas (WAL, busy_timeout), BEGIN IMMEDIATE for writes, migrations; PostgreSQL alike."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, insert, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
@@ -17,6 +20,7 @@ from monitor.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BUSY_TIMEOUT_MS = 15000
+MIGRATION_LOCK = 0x6D6F6E69746F72  # pg_advisory_lock key held while migrating ("monitor")
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -34,6 +38,24 @@ def _sqlite_pragmas(engine: Engine) -> None:
     def _begin(connection: Any) -> None:
         immediate = connection.get_execution_options().get("sqlite_immediate", False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def lease_end(now: datetime, lease: timedelta) -> datetime:
+    """When a claim made at ``now`` runs out, counted from the real clock if that is later: a sender whose
+    round started long ago (Slack's pace, a slow server) must not hand out claims already expired, which
+    another worker would take as abandoned."""
+    return max(now, datetime.now(UTC)) + lease
+
+
+def insert_ignoring_conflicts(session: Session, table: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING in the session's dialect: rows another writer inserted first (a unique
+    key) are skipped instead of failing the transaction — how concurrent workers on PostgreSQL share tables."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    return insert(table)
 
 
 class Database:
@@ -71,8 +93,19 @@ class Database:
             yield session
 
     def migrate(self) -> None:
-        """Bring the schema to the newest Alembic revision."""
-        command.upgrade(alembic_config(self.url), "head")
+        """Bring the schema to the newest Alembic revision. On PostgreSQL an advisory lock makes processes
+        that start together (several workers) migrate one after the other: the first upgrades, the
+        others find the schema current."""
+        if self.is_sqlite:
+            command.upgrade(alembic_config(self.url), "head")
+            return
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            try:
+                command.upgrade(alembic_config(self.url), "head")
+            finally:
+                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                conn.commit()
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -19,7 +19,7 @@ from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
-from monitor.store.db import Database
+from monitor.store.db import Database, lease_end
 from monitor.store.outbox import LEASE
 from monitor.store.tables import DeliveryRow, DigestRow
 
@@ -88,11 +88,12 @@ def claim_digest(db: Database, destination: str, now: datetime, lease: timedelta
                    DigestRow.next_attempt_at <= now)
             .order_by(col(DigestRow.status).desc(), col(DigestRow.id))
             .limit(1)
+            .with_for_update(skip_locked=True)  # PostgreSQL: a digest another worker is claiming is skipped
         ).first()
         if row is None:
             return None
         row.possible_duplicate = row.possible_duplicate or row.status == "sending"
-        row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, now + lease
+        row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, lease_end(now, lease)
         session.add(row)
         return DigestClaim(row.id or 0, row.destination, row.period_end, row.kind, row.alerts_only, row.attempts,
                            row.parts_sent, row.possible_duplicate)

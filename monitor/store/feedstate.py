@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Collection
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy import select as sa_select
 
 from monitor.errors import ConfigError
-from monitor.store.db import Database
+from monitor.store.db import Database, lease_end
 from monitor.store.tables import FeedRow
 
 _FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
@@ -22,6 +23,28 @@ def not_due(db: Database, now: datetime) -> dict[str, str]:
         or_(table.c.paused_at.is_not(None), table.c.next_check_at > now))
     with db.read() as session:
         return {name: "paused" if paused else "waiting" for name, paused in session.execute(query)}
+
+
+def claim_feeds(db: Database, names: Collection[str], owner: str, now: datetime, lease: timedelta,
+                limit: int) -> list[str]:
+    """Lease up to ``limit`` of the feeds ``names`` that are due (not paused, next check come, no live lease)
+    to ``owner`` until ``now + lease``, the most overdue first. On PostgreSQL the rows are locked with
+    SKIP LOCKED, so workers claiming at the same moment get different feeds; storing a poll's outcome
+    ends the lease, and a worker that dies leaves its feeds to be claimed again when the lease runs out."""
+    table = _FEEDS
+    query = (sa_select(table.c.id, table.c.name)
+             .where(table.c.name.in_(list(names)), table.c.paused_at.is_(None),
+                    or_(table.c.next_check_at.is_(None), table.c.next_check_at <= now),
+                    or_(table.c.lease_until.is_(None), table.c.lease_until <= now))
+             .order_by(table.c.next_check_at.asc().nulls_first(), table.c.id)
+             .limit(limit)
+             .with_for_update(skip_locked=True))
+    with db.write() as session:
+        rows = session.execute(query).all()
+        if rows:
+            session.execute(update(table).where(table.c.id.in_([row.id for row in rows]))
+                            .values(lease_owner=owner, lease_until=lease_end(now, lease)))
+    return [row.name for row in rows]
 
 
 def resume_feed(db: Database, name: str, now: datetime) -> bool:

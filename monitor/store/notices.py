@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, or_, update
 from sqlalchemy import select as sa_select
 
-from monitor.store.db import Database
+from monitor.store.db import Database, lease_end
 from monitor.store.tables import FeedNoticeRow, FeedRow
 
 _FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
@@ -63,7 +63,9 @@ def update_health(db: Database, feeds: Collection[str], now: datetime, limits: T
     writes its text). Returns the notices queued."""
     queued: list[Notice] = []
     with db.write() as session:
-        rows = session.execute(sa_select(FeedRow).where(FeedRow.name.in_(list(feeds)))).scalars().all()  # type: ignore[attr-defined]
+        # FOR UPDATE (PostgreSQL): two workers looking at one feed take turns, the second sees the first's change
+        rows = session.execute(sa_select(FeedRow).where(FeedRow.name.in_(list(feeds)))  # type: ignore[attr-defined]
+                               .order_by(_FEEDS.c.id).with_for_update()).scalars().all()
         for row in rows:
             wanted = _wanted(row, now, limits)
             if row.health == "failing" and wanted == "silent":
@@ -86,11 +88,11 @@ def claim_notice(db: Database, now: datetime, lease: timedelta) -> Notice | None
     with db.write() as session:
         row = session.execute(sa_select(table).where(
             or_(table.c.status == "pending", table.c.status == "sending"), table.c.next_attempt_at <= now,
-        ).order_by(table.c.id).limit(1)).first()
+        ).order_by(table.c.id).limit(1).with_for_update(skip_locked=True)).first()
         if row is None:
             return None
         session.execute(update(table).where(table.c.id == row.id).values(
-            status="sending", attempts=table.c.attempts + 1, next_attempt_at=now + lease))
+            status="sending", attempts=table.c.attempts + 1, next_attempt_at=lease_end(now, lease)))
     return Notice(row.id, row.feed_name, row.kind, row.message, row.destination, row.attempts + 1)
 
 

@@ -12,15 +12,13 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from sqlalchemy import insert, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from monitor.models import Match
-from monitor.store.db import Database
+from monitor.store.db import Database, insert_ignoring_conflicts, lease_end
 from monitor.store.tables import DeliveryRow
 
 _DELIVERIES = DeliveryRow.__table__  # type: ignore[attr-defined]
@@ -69,13 +67,7 @@ def queue_deliveries(session: Session, articles: list[tuple[int, tuple[Match, ..
             for article_id, matches in articles for p in plan(matches)]
     if not rows:
         return 0
-    dialect = session.get_bind().dialect.name
-    statement: Any = insert(_DELIVERIES)
-    if dialect == "sqlite":
-        statement = sqlite_insert(_DELIVERIES).on_conflict_do_nothing()
-    elif dialect == "postgresql":
-        statement = postgresql_insert(_DELIVERIES).on_conflict_do_nothing()
-    session.execute(statement, rows)
+    session.execute(insert_ignoring_conflicts(session, _DELIVERIES), rows)
     return len(rows)
 
 
@@ -95,12 +87,13 @@ def claim_due(db: Database, destinations: Sequence[str], now: datetime, limit: i
                    col(DeliveryRow.status).in_(["pending", "sending"]), DeliveryRow.next_attempt_at <= now)
             .order_by(col(DeliveryRow.status).desc(), col(DeliveryRow.id))
             .limit(limit)
+            .with_for_update(skip_locked=True)  # PostgreSQL: rows another sender is claiming are skipped
         ).all()
         claims = []
         for row in rows:
             interrupted = row.status == "sending"
             row.possible_duplicate = row.possible_duplicate or interrupted
-            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, now + lease
+            row.status, row.attempts, row.next_attempt_at = "sending", row.attempts + 1, lease_end(now, lease)
             session.add(row)
             claims.append(Claim(row.id or 0, row.article_id, row.destination, row.kind,
                                 tuple(json.loads(row.rules)), row.attempts, row.possible_duplicate))

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 
 from monitor.models import Entry, FeedSource, ProcessedEntry, Validators
 from monitor.pipeline.dedupe import article_key
-from monitor.store.db import Database
+from monitor.store.db import Database, insert_ignoring_conflicts
 from monitor.store.outbox import Claim, Plan, queue_deliveries
 from monitor.store.tables import ArticleRow, EntryRow, FeedRow, MatchRow
 
@@ -72,7 +72,8 @@ def sync_feeds(db: Database, feeds: Sequence[FeedSource]) -> dict[str, FeedState
     columns = (table.c.id, table.c.name, table.c.url, table.c.etag, table.c.last_modified,
                table.c.consecutive_errors, table.c.cadence, table.c.ttl)
     with db.read() as session:
-        rows = {row.name: row for row in session.execute(sa_select(*columns))}
+        named = sa_select(*columns).where(table.c.name.in_([feed.name for feed in feeds]))
+        rows = {row.name: row for row in session.execute(named)}
     if any(feed.name not in rows or rows[feed.name].url != feed.url for feed in feeds):
         rows = _add_feeds(db, feeds, columns)
     states = {}
@@ -90,8 +91,8 @@ def _add_feeds(db: Database, feeds: Sequence[FeedSource], columns: tuple[Any, ..
         rows = {row.name: row for row in session.execute(sa_select(*columns))}
         for feed in feeds:
             row = rows.get(feed.name)
-            if row is None:
-                session.execute(insert(table).values(name=feed.name, url=feed.url))
+            if row is None:  # another worker may add it at the same moment: then theirs stands
+                session.execute(insert_ignoring_conflicts(session, table).values(name=feed.name, url=feed.url))
             elif row.url != feed.url:
                 session.execute(update(table).where(table.c.id == row.id)
                                 .values(url=feed.url, etag=None, last_modified=None))
@@ -125,7 +126,7 @@ def _success_values(outcome: FeedOutcome) -> dict[str, object]:
         "next_check_at": outcome.next_check_at, "last_status": outcome.status, "last_outcome": outcome.outcome,
         "consecutive_errors": 0, "last_error_class": None, "last_error": None,
         "last_warning": (outcome.warning or "")[:1000] or None, "failing_since": None, "paused_at": None,
-        "ttl": outcome.ttl,
+        "ttl": outcome.ttl, "lease_owner": None, "lease_until": None,
     }
     if outcome.cadence is not None:
         values["cadence"] = outcome.cadence
@@ -154,7 +155,7 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]], p
                     last_checked_at=bindparam("checked"), last_success_at=bindparam("checked"),
                     next_check_at=bindparam("next"), last_status=bindparam("status"),
                     last_outcome=bindparam("outcome"), consecutive_errors=0, last_error=None, last_error_class=None,
-                    failing_since=None, paused_at=None,
+                    failing_since=None, paused_at=None, lease_owner=None, lease_until=None,
                 ),
                 fine,
             )
@@ -166,7 +167,7 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]], p
                     consecutive_errors=table.c.consecutive_errors + 1,
                     last_error_class=bindparam("eclass"), last_error=bindparam("error"),
                     failing_since=func.coalesce(table.c.failing_since, bindparam("checked")),
-                    paused_at=_paused(pause_after),
+                    paused_at=_paused(pause_after), lease_owner=None, lease_until=None,
                 ),
                 failed,
             )
@@ -201,6 +202,8 @@ def store_entries(
         created = _insert_articles(session, [(keys[id(i)], i) for i in fresh if keys[id(i)] not in article_ids],
                                    outcome.checked_at)
         article_ids.update(created)
+        # an article another worker stored meanwhile (PostgreSQL): linked, its matches are that worker's
+        article_ids.update(_stored_articles(session, {k for k in keys.values() if k not in article_ids}))
         if fresh:
             session.execute(insert(_ENTRIES), [
                 {"feed_id": feed_id, "article_id": article_ids[keys[id(i)]], "entry_key": i.entry.key,
@@ -277,8 +280,8 @@ def _insert_articles(session: Session, pending: list[tuple[str, ProcessedEntry]]
     if not rows:
         return {}
     table = _ARTICLES
-    inserted = session.execute(insert(table).returning(table.c.key, table.c.id), list(rows.values()))
-    return {key: article_id for key, article_id in inserted}
+    statement = insert_ignoring_conflicts(session, table).returning(table.c.key, table.c.id)
+    return {key: article_id for key, article_id in session.execute(statement, list(rows.values()))}
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,8 @@ class FeedRow(SQLModel, table=True):
     ttl: float | None = None  # the feed's own <ttl>, in seconds
     last_new_entry_at: datetime | None = None  # when the feed last brought an entry not seen before
     health: str | None = Field(default=None, max_length=10)  # failing | silent: an unhealthy notice is open
+    lease_owner: str | None = Field(default=None, max_length=200)  # the worker polling it now (host:pid)
+    lease_until: datetime | None = None  # its claim ends then (a worker that died: the feed is free again)
 
 
 class ArticleRow(SQLModel, table=True):
