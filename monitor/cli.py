@@ -220,6 +220,29 @@ def matches(
         out.print(format_match(row), markup=False)
 
 
+@db_app.command("copy")
+def db_copy(
+    source: Annotated[str, typer.Argument(help="Database URL to copy from, e.g. sqlite:///data/monitor.db.")],
+) -> None:
+    """Copy every row of another monitor database into MONITOR_DATABASE_URL, which must be empty — how an
+    SQLite install moves to PostgreSQL: feeds keep their validators and health, entries already seen do not
+    alert again, matches, the outbox and digests come along. Stop the service first; the source is
+    brought to the newest schema (back it up first)."""
+    from monitor.store.copy import copy_database
+
+    settings = _settings()
+    if source == settings.database_url:
+        raise fail(ConfigError("the source is MONITOR_DATABASE_URL itself: give the other database"))
+    try:
+        origin, target = Database(source), Database(settings.database_url)
+        copied = copy_database(origin, target, lambda table, rows: out.print(f"{table}: {rows} rows", markup=False))
+    except ConfigError as exc:
+        raise fail(exc) from exc
+    origin.dispose()
+    target.dispose()
+    out.print(f"copied {sum(copied.values())} rows into {target.engine.url.render_as_string()}", markup=False)
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending schema migrations (the service also does this at start)."""

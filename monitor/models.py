@@ -148,6 +148,7 @@ class PollSummary:
     new_entries: int = 0
     new_matches: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    unstarted: list[str] = field(default_factory=list)  # claimed but not polled (stopping, or out of lease)
 
     def add(self, other: PollSummary) -> None:
         self.feeds_ok += other.feeds_ok
@@ -156,3 +157,4 @@ class PollSummary:
         self.new_entries += other.new_entries
         self.new_matches += other.new_matches
         self.failures.extend(other.failures)
+        self.unstarted.extend(other.unstarted)

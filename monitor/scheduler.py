@@ -16,6 +16,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 from monitor.api.context import Heartbeat
 from monitor.api.server import ListenError
 from monitor.service import Service
+from monitor.store.feedstate import release_all_leases
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,10 @@ def run_service(service: Service, report: Callable[[str], None] = print, serve_a
     serve the API, until SIGTERM/SIGINT: no job starts after that, and running ones get `shutdown_grace`
     seconds to finish. The rules directory is checked for changes every `rules_reload_interval` seconds;
     after SIGHUP the next check reloads it whether or not it changed."""
+    if service.db.is_sqlite:  # one process per SQLite file: leases still held belong to a process that died
+        released = release_all_leases(service.db)
+        if released:
+            log.warning("event=feed_leases_released feeds=%d reason=previous_process_gone", released)
     scheduler = BlockingScheduler(timezone=UTC)
     scheduler.add_job(
         guarded("poll", service.poll_due),

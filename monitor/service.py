@@ -6,6 +6,7 @@ import logging
 import os
 import pyexpat
 import socket
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -29,7 +30,7 @@ from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.feedstate import claim_feeds, not_due
+from monitor.store.feedstate import claim_feeds, not_due, release_feeds
 from monitor.store.retention import Pruned, prune
 
 if TYPE_CHECKING:
@@ -73,7 +74,9 @@ class Service:
         if isinstance(self.pool, WorkerPool):
             self.pool.start(warm_up)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"  # whose feed leases these are
-        self._batch = max(32, settings.concurrency * 4)  # feeds claimed at a time: short rounds, short leases
+        self._batch = max(64, settings.concurrency * 16)  # feeds claimed at a time (256 by default)
+        # the longest one feed's poll may take: fetch, parse, and its pages in the page pool
+        self._feed_budget = settings.fetch_timeout + settings.parse_timeout + settings.extract_timeout
         self._slack = SlackNotifier(self.db, self.destinations)  # keeps the one-message-a-second pace
         health_destination(settings, self.destinations)  # a wrong MONITOR_HEALTH_DESTINATION stops the start
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules, self.destinations))
@@ -138,9 +141,14 @@ class Service:
         return [feed.name for feed in self.feeds if state.get(feed.name) == "paused"]
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
-        """Poll every configured feed once, now, except the paused ones."""
-        paused = set(self.paused())
-        return self.poller.poll([feed for feed in self.feeds if feed.name not in paused], on_done)
+        """Poll every configured feed once, now, except the paused ones and those another process is polling
+        (leased): all are claimed first, so running workers never poll one at the same time."""
+        queries.sync_feeds(self.db, self.feeds)
+        by_name = {feed.name: feed for feed in self.feeds}
+        claimed = claim_feeds(self.db, by_name, self.owner, datetime.now(UTC),
+                              timedelta(seconds=self.settings.feed_lease), len(by_name), due_only=False)
+        taken = set(claimed)
+        return self.poller.poll([feed for feed in self.feeds if feed.name in taken], on_done)
 
     def poll_due(self) -> PollSummary:
         """Claim the feeds whose next check has come (never-polled feeds are due; paused ones never) a batch
@@ -153,8 +161,11 @@ class Service:
             names = claim_feeds(self.db, by_name, self.owner, datetime.now(UTC), lease, self._batch)
             if not names:
                 break
+            # a feed is started only while its lease has time left for a whole poll of it
+            start_by = time.monotonic() + max(self.settings.feed_lease - self._feed_budget, 0.0)
             with timed("poll"):
-                summary = self.poller.poll([by_name[name] for name in names])
+                summary = self.poller.poll([by_name[name] for name in names], start_by=start_by)
+            release_feeds(self.db, summary.unstarted, self.owner)
             POLLS.inc()
             FETCHES.labels("ok", "").inc(summary.feeds_ok)
             FETCHES.labels("not_modified", "").inc(summary.feeds_not_modified)

@@ -121,6 +121,10 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _interval_bounds(self) -> Settings:
+        budget = self.fetch_timeout + self.parse_timeout + self.extract_timeout
+        if self.feed_lease <= budget:
+            raise ValueError(f"MONITOR_FEED_LEASE ({self.feed_lease:g}s) must be longer than one feed's poll may take: "
+                             f"MONITOR_FETCH_TIMEOUT + MONITOR_PARSE_TIMEOUT + MONITOR_EXTRACT_TIMEOUT = {budget:g}s")
         if self.poll_min_interval > self.poll_max_interval:
             raise ValueError(f"MONITOR_POLL_MIN_INTERVAL ({self.poll_min_interval:g}s) is longer than "
                              f"MONITOR_POLL_MAX_INTERVAL ({self.poll_max_interval:g}s)")

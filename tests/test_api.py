@@ -299,3 +299,27 @@ def test_monitor_run_goes_on_without_the_api_when_its_port_is_taken(server: Loca
         finally:
             stderr = _stop(proc)
     assert "event=api_not_served" in stderr
+
+
+@pytest.mark.both_databases
+def test_api_web_page_and_metrics_on_either_database(server: LocalServer, tmp_path: Path, database_url: str) -> None:
+    """The same pages and answers from SQLite and PostgreSQL (MONITOR_TEST_POSTGRES_URL)."""
+    env = _polled(server, tmp_path, MONITOR_DATABASE_URL=database_url, MONITOR_API_RATE_LIMIT="1000000")
+    proc, url, _ = _start(["serve", "--port", "0"], env, tmp_path)
+    try:
+        served = Served(proc, url, env, tmp_path)
+        first = served.get("/api/matches?limit=5").json()
+        assert len(first["items"]) == 5 and first["next_cursor"]
+        older = served.get("/api/matches", params={"limit": 5, "cursor": first["next_cursor"]}).json()
+        assert older["items"] and {m["id"] for m in older["items"]}.isdisjoint(m["id"] for m in first["items"])
+        korean = served.get("/api/matches", params={"q": "관세"}).json()["items"]
+        assert korean and all(m["rule"] == "tariff" for m in korean)
+        one = served.get(f"/api/matches/{first['items'][0]['id']}").json()
+        assert one["matches"][0]["explanation"]["hits"]
+        assert [(f["name"], f["health"]) for f in served.get("/api/feeds").json()] == [("wire", "ok")]
+        assert served.get("/readyz").status_code == 200
+        page = served.get("/")
+        assert page.status_code == 200 and "&lt;script&gt;alert(1)" in page.text and "<script>alert" not in page.text
+        assert 'monitor_matches{rule="tariff"}' in served.get("/metrics").text
+    finally:
+        assert TOKEN not in _stop(proc)

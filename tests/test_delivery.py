@@ -22,6 +22,7 @@ from monitor.notify.routing import PlannedDelivery, plan_deliveries
 from monitor.notify.sender import MAX_ATTEMPTS, backoff, deliver_due
 from monitor.store.db import Database
 from monitor.store.outbox import Claim, claim_due, list_deliveries
+from monitor.store.tables import ArticleRow, DeliveryRow
 
 DESTINATIONS = """\
 destinations:
@@ -136,25 +137,30 @@ class _Flaky:
         self.sent.append(claim.id)
 
 
-def _queued(directory: Path, count: int) -> Database:
+def _queued(directory: Path, count: int, url: str | None = None) -> Database:
+    """``count`` pending alert rows for 'desk', due a second ago (in an SQLite file under ``directory``,
+    or in the database ``url``)."""
     directory.mkdir(exist_ok=True)
-    db = Database(f"sqlite:///{directory / 'outbox.db'}")
+    db = Database(url or f"sqlite:///{directory / 'outbox.db'}")
     db.migrate()
     now = datetime.now(UTC)
-    with sqlite3.connect(directory / "outbox.db") as conn:
+    with db.write() as session:
         for n in range(count):
-            conn.execute("INSERT INTO articles (key, title, summary, text, text_source, created_at) "
-                         "VALUES (?, 't', '', '', 'summary', ?)", (f"k{n}", now))
-            conn.execute("INSERT INTO deliveries (article_id, destination, kind, rules, status, attempts, "
-                         "next_attempt_at, created_at, possible_duplicate) VALUES (?, 'desk', 'alert', '[\"r\"]', "
-                         "'pending', 0, ?, ?, 0)", (n + 1, now - timedelta(seconds=1), now))
+            article = ArticleRow(key=f"k{n}", title="t", text_source="summary", created_at=now)
+            session.add(article)
+            session.flush()
+            assert article.id is not None
+            session.add(DeliveryRow(article_id=article.id, destination="desk", kind="alert", rules='["r"]',
+                                    status="pending", next_attempt_at=now - timedelta(seconds=1), created_at=now))
     return db
 
 
-def test_transient_errors_back_off_then_die_and_permanent_ones_fail_at_once(tmp_path: Path) -> None:
+@pytest.mark.both_databases
+def test_transient_errors_back_off_then_die_and_permanent_ones_fail_at_once(tmp_path: Path,
+                                                                           database_url: str) -> None:
     (tmp_path / "d.yaml").write_text("destinations:\n  - {name: desk, kind: console}\n")
     destinations = load_destinations(tmp_path / "d.yaml", {})
-    db = _queued(tmp_path, 2)
+    db = _queued(tmp_path, 2, database_url)
     flaky = _Flaky(ServerError("503 from the provider", 503))
     first = deliver_due(db, destinations, {"console": flaky})
     assert (first.sent, first.retrying) == (0, 2)
@@ -182,35 +188,52 @@ def test_backoff_grows_with_jitter_and_is_capped() -> None:
     assert len({round(w) for w in waits}) == len(waits)
 
 
-def test_claims_never_hand_one_row_to_two_senders(tmp_path: Path) -> None:
-    db = _queued(tmp_path, 3)
+@pytest.mark.both_databases
+def test_claims_never_hand_one_row_to_two_senders(tmp_path: Path, database_url: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    db = _queued(tmp_path, 40, database_url)
     now = datetime.now(UTC)
-    first = claim_due(db, ["desk"], now)
-    assert len(first) == 3 and claim_due(db, ["desk"], now) == []
+    with ThreadPoolExecutor(4) as pool:  # four senders claiming at the same moment (SKIP LOCKED on PostgreSQL)
+        batches = list(pool.map(lambda _: [c.id for c in claim_due(db, ["desk"], now, 10)], range(4)))
+    claimed = [row for batch in batches for row in batch]
+    assert len(claimed) == len(set(claimed)) == 40
+    assert claim_due(db, ["desk"], now) == []
+    db.dispose()
 
 
-def test_replay_apply_queues_alerts_unless_no_deliver(server: LocalServer, tmp_path: Path) -> None:
+@pytest.mark.both_databases
+def test_replay_apply_queues_alerts_unless_no_deliver(server: LocalServer, tmp_path: Path, database_url: str) -> None:
     import shutil
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    def sql(statement: str) -> list[tuple[object, ...]]:
+        engine = create_engine(database_url, poolclass=NullPool)
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(statement))
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
 
     _serve(server, load_articles())
     rules = tmp_path / "rules"
     shutil.copytree(Path(__file__).parent.parent / "rules", rules, ignore=shutil.ignore_patterns("*.md"))
-    env = _env(server, tmp_path, MONITOR_RULES_DIR=str(rules))
+    env = _env(server, tmp_path, MONITOR_RULES_DIR=str(rules), MONITOR_DATABASE_URL=database_url)
     assert monitor(["poll", "--once"], env, tmp_path).returncode == 0
     # a new rule for an article that matched nothing at poll time (so nothing was alerted for it)
     (rules / "maize.yaml").write_text("id: maize\ntitle: Maize\nmatch: [Maize Producers]\n", encoding="utf-8")
-    with _db(tmp_path) as conn:
-        before = conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+    before = sql("SELECT COUNT(*) FROM deliveries")
     backfill = monitor(["rules", "replay", "--since", "all", "--apply", "--no-deliver"], env, tmp_path)
     assert backfill.returncode == 0 and "stored: 1" in backfill.stdout
-    with _db(tmp_path) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0] == before
-        conn.execute("DELETE FROM matches WHERE rule_id='maize'")
+    assert sql("SELECT COUNT(*) FROM deliveries") == before
+    sql("DELETE FROM matches WHERE rule_id='maize'")
     applied = monitor(["rules", "replay", "--since", "all", "--apply"], env, tmp_path)
     assert applied.returncode == 0 and "stored: 1" in applied.stdout
-    with _db(tmp_path) as conn:
-        queued = conn.execute("SELECT destination, rules, status FROM deliveries WHERE article_id = "
-                              "(SELECT article_id FROM matches WHERE rule_id='maize')").fetchall()
+    queued = sql("SELECT destination, rules, status FROM deliveries WHERE article_id = "
+                 "(SELECT article_id FROM matches WHERE rule_id='maize')")
     assert queued == [("console", '["maize"]', "pending")]
     sent = monitor(["deliver", "--once"], env, tmp_path)
     assert "[maize]" in sent.stdout and "sent: 1" in sent.stderr

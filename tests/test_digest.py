@@ -11,6 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import text as sql_text
 from support.fakeslack import Answer, FakeSlack
 from support.httpserver import LocalServer
 from support.outbox import Item, at, seed
@@ -101,12 +102,15 @@ def _console_digest(tmp_path: Path, schedule: str, quiet: str = "") -> tuple[Pat
     return path, Screen()
 
 
-def _statuses(db_path: Path) -> list[tuple[int, str, int | None]]:
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT article_id, status, digest_id FROM deliveries ORDER BY article_id").fetchall()
+def _statuses(db: Database) -> list[tuple[int, str, int | None]]:
+    with db.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(  # type: ignore[misc]
+            sql_text("SELECT article_id, status, digest_id FROM deliveries ORDER BY article_id"))]
 
 
-def test_one_digest_per_period_however_often_the_job_runs_and_catch_up_sends_one(tmp_path: Path) -> None:
+@pytest.mark.both_databases
+def test_one_digest_per_period_however_often_the_job_runs_and_catch_up_sends_one(tmp_path: Path,
+                                                                                 database_url: str) -> None:
     path, screen = _console_digest(tmp_path, "0 8 * * *")
     destinations = load_destinations(path, {})
     items = [Item(f"Story {n}", f"https://news.test/{n}", [("tariff", "alert"), ("fta-round", "digest")][: 1 + n % 2],
@@ -114,7 +118,7 @@ def test_one_digest_per_period_however_often_the_job_runs_and_catch_up_sends_one
     # queued after that first digest, over three days the service is down
     items += [Item(f"Later {n}", f"https://news.test/later{n}", [("tariff", "alert")],
                    at("2026-11-21 09:00") + timedelta(days=n)) for n in range(3)]
-    db = seed(tmp_path / "m.db", items)
+    db = seed(database_url, items)
     kinds = notifiers(db, destinations, screen)
     # before 08:00 nothing is due; at 08:00 and after, one digest, however often the job runs
     assert send_due_digests(db, destinations, kinds, at("2026-11-20 07:59")).sent == 0
@@ -125,8 +129,8 @@ def test_one_digest_per_period_however_often_the_job_runs_and_catch_up_sends_one
     assert "digest digest: 6 articles, 2 rules" in text
     assert "== Fta Round (fta-round): 3 articles" in text and "== Tariff (tariff): 6 articles" in text
     assert all(text.count(f"https://news.test/{n}\n") == (2 if n % 2 else 1) for n in range(6))
-    assert {(s, d) for _, s, d in _statuses(tmp_path / "m.db")[:6]} == {("sent", 1)}
-    assert {(s, d) for _, s, d in _statuses(tmp_path / "m.db")[6:]} == {("pending", None)}
+    assert {(s, d) for _, s, d in _statuses(db)[:6]} == {("sent", 1)}
+    assert {(s, d) for _, s, d in _statuses(db)[6:]} == {("pending", None)}
 
     # back after three days down: one digest for everything that waited, at the first look
     send_due_digests(db, destinations, kinds, at("2026-11-24 10:00"))
@@ -137,9 +141,10 @@ def test_one_digest_per_period_however_often_the_job_runs_and_catch_up_sends_one
     db.dispose()
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize(("schedule", "release"), [("0 * * * *", "scheduled"), ("30 * * * *", "quiet")])
 def test_quiet_hours_hold_non_alert_items_and_release_them_in_one_digest(tmp_path: Path, schedule: str,
-                                                                         release: str) -> None:
+                                                                         release: str, database_url: str) -> None:
     path, screen = _console_digest(tmp_path, schedule, ", quiet_hours: {start: '22:00', end: '07:00'}")
     destinations = load_destinations(path, {})
     items = [Item(f"Alert {n}", f"https://news.test/a{n}", [("export-control", "alert")], at("2026-11-20 21:40"))
@@ -147,7 +152,7 @@ def test_quiet_hours_hold_non_alert_items_and_release_them_in_one_digest(tmp_pat
     items += [Item(f"Digest {n}", f"https://news.test/d{n}", [("fta-round", "digest")], at("2026-11-20 21:40"))
               for n in range(3)]
     items += [Item("Late alert", "https://news.test/late", [("tariff", "alert")], at("2026-11-21 01:10"))]
-    db = seed(tmp_path / "m.db", items)
+    db = seed(database_url, items)
     kinds = notifiers(db, destinations, screen)
     night = [at("2026-11-20 22:00:05"), at("2026-11-20 22:30:05"), at("2026-11-20 23:00:05"),
              at("2026-11-21 01:30:05"), at("2026-11-21 02:00:05"), at("2026-11-21 06:59:59")]
@@ -164,7 +169,7 @@ def test_quiet_hours_hold_non_alert_items_and_release_them_in_one_digest(tmp_pat
     assert "3 articles" in released and all(f"https://news.test/d{n}" in released for n in range(3))
     assert "Alert" not in released
     assert list_digests(db)[0].kind == release and list_digests(db)[0].period_end == at("2026-11-21 07:00")
-    assert {s for _, s, _ in _statuses(tmp_path / "m.db")} == {"sent"}
+    assert {s for _, s, _ in _statuses(db)} == {"sent"}
     db.dispose()
 
 
@@ -208,11 +213,13 @@ def test_slack_digest_is_split_within_the_limits_and_escaped() -> None:
     assert len(render_digest(small)) == 1 and "part" not in render_digest(small)[0][0]
 
 
-def test_a_split_slack_digest_resumes_after_the_last_accepted_part(tmp_path: Path, slack: FakeSlack) -> None:
+@pytest.mark.both_databases
+def test_a_split_slack_digest_resumes_after_the_last_accepted_part(tmp_path: Path, slack: FakeSlack,
+                                                                  database_url: str) -> None:
     path = _destinations(tmp_path, f"  - {{name: digest, kind: slack, webhook_url: '{slack.base}/hook', "
                                    "mode: digest, schedule: '0 8 * * *', timezone: UTC}\n")
     destinations = load_destinations(path, {})
-    db = seed(tmp_path / "m.db", [Item(f"Story {n} " + "long title " * 20, f"https://news.test/{n}",
+    db = seed(database_url, [Item(f"Story {n} " + "long title " * 20, f"https://news.test/{n}",
                                        [("tariff", "alert")], at("2026-11-20 06:00"), snippet="x " * 400)
                                   for n in range(40)])
     kinds = notifiers(db, destinations, print)
@@ -238,7 +245,7 @@ def test_a_split_slack_digest_resumes_after_the_last_accepted_part(tmp_path: Pat
     assert flagged == [2]
     shown = json.dumps([body for _, _, body in accepted])
     assert all(shown.count(f"<https://news.test/{n}|") == 1 for n in range(40))
-    assert list_digests(db)[0].status == "sent" and {s for _, s, _ in _statuses(tmp_path / "m.db")} == {"sent"}
+    assert list_digests(db)[0].status == "sent" and {s for _, s, _ in _statuses(db)} == {"sent"}
     db.dispose()
 
 
@@ -283,7 +290,7 @@ def test_rows_queued_before_a_destination_changed_mode_are_still_sent(tmp_path: 
     assert deliver_due(db, destinations, kinds, at("2026-11-20 07:00")).sent == 2  # 'screen': one by one
     assert send_due_digests(db, destinations, kinds, at("2026-11-20 08:00:01")).sent == 1  # 'digest': one digest
     assert len(screen.printed) == 3 and "digest digest: 2 articles" in screen.printed[2]
-    assert {s for _, s, _ in _statuses(tmp_path / "m.db")} == {"sent"}
+    assert {s for _, s, _ in _statuses(db)} == {"sent"}
     db.dispose()
 
 

@@ -221,3 +221,26 @@ def test_retention_deletes_old_unmatched_entries_and_articles_and_keeps_matches(
     assert [r[0] for r in _sql(db, "SELECT key FROM articles ORDER BY id")] == ["k1", "k2"]
     assert _sql(db, "SELECT COUNT(*) FROM matches") == [(1,)]
     assert prune(db, datetime(2026, 9, 1, tzinfo=UTC)).entries == 0  # idempotent
+
+
+def test_feed_claims_are_exclusive_expire_and_can_be_released(db: Database) -> None:
+    from monitor.store.feedstate import claim_feeds, release_all_leases, release_feeds
+
+    names = [f"feed{n}" for n in range(5)]
+    queries.sync_feeds(db, [FeedSource(name=name, url=f"https://{name}.test/") for name in names])
+    lease = timedelta(minutes=10)
+    now = datetime.now(UTC)
+    first = claim_feeds(db, names, "a:1", now, lease, 3)
+    second = claim_feeds(db, names, "b:2", now, lease, 3)
+    assert len(first) == 3 and len(second) == 2 and not set(first) & set(second)
+    assert claim_feeds(db, names, "c:3", now, lease, 3) == []  # all leased
+    release_feeds(db, first[:1], "b:2")  # not b's lease: nothing happens
+    assert claim_feeds(db, names, "c:3", now, lease, 3) == []
+    release_feeds(db, first[:1], "a:1")
+    assert claim_feeds(db, names, "c:3", now, lease, 3) == first[:1]
+    later = now + lease + timedelta(minutes=1)  # the workers died: their leases ran out
+    assert sorted(claim_feeds(db, names, "d:4", later, lease, 10)) == names
+    assert release_all_leases(db) == 5 and len(claim_feeds(db, names, "e:5", later, lease, 10)) == 5
+    _fail(db, queries.sync_feeds(db, [FeedSource(name="feed0", url="https://feed0.test/")])["feed0"].id, later,
+          pause_after=1)
+    assert "feed0" not in claim_feeds(db, names, "f:6", later + 2 * lease, lease, 10)  # paused: never claimed

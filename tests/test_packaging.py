@@ -84,6 +84,13 @@ def test_compose_file_parses_and_points_at_real_paths_and_commands() -> None:
     assert service["command"][0] == "monitor" and service["command"][1] in get_command(app).commands  # type: ignore[attr-defined]
     assert all(port.startswith("127.0.0.1:") for port in service["ports"])  # published on the host's loopback
     assert service["environment"]["MONITOR_API_HOST"] == "0.0.0.0"  # needs MONITOR_API_TOKEN: refused without
+    # the "postgres" profile: PostgreSQL, and workers running a real command against it once it is healthy
+    postgres, worker = compose["services"]["postgres"], compose["services"]["worker"]
+    assert postgres["profiles"] == worker["profiles"] == ["postgres"]
+    assert "postgres-data" in compose["volumes"] and "pg_isready" in postgres["healthcheck"]["test"][1]
+    assert worker["command"][:1] == ["monitor"] and worker["command"][1] in get_command(app).commands  # type: ignore[attr-defined]
+    assert worker["depends_on"]["postgres"]["condition"] == "service_healthy"
+    assert "ports" not in worker  # workers serve no API
 
 
 def test_systemd_unit_runs_a_real_command_as_its_own_user() -> None:

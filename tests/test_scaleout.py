@@ -111,7 +111,8 @@ def test_workers_share_feeds_and_alerts_each_once(server: LocalServer, slack: Fa
     destinations.write_text(f"destinations:\n  - {{name: chat, kind: slack, webhook_url: '{slack.base}{HOOK}'}}\n")
     env = base_env(tmp_path, feeds, MONITOR_DATABASE_URL=url, MONITOR_DESTINATIONS_FILE=str(destinations),
                    MONITOR_POLL_TICK="0.3", MONITOR_WORKERS="1", MONITOR_CONCURRENCY="4",
-                   MONITOR_FEED_LEASE="4s", MONITOR_DELIVERY_LEASE="4s")
+                   MONITOR_FETCH_TIMEOUT="2", MONITOR_PARSE_TIMEOUT="2", MONITOR_EXTRACT_TIMEOUT="2",
+                   MONITOR_FEED_LEASE="10s", MONITOR_DELIVERY_LEASE="4s")
     procs = []
     for n in range(workers):
         with (tmp_path / f"worker{n}.err").open("wb") as errors:

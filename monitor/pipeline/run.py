@@ -12,6 +12,7 @@ import itertools
 import logging
 import queue
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -185,10 +186,12 @@ class Poller:
     def close(self) -> None:
         self._pages.shutdown(wait=True, cancel_futures=True)
 
-    def poll(self, feeds: Sequence[FeedSource], on_done: Callable[[str, PollSummary], None] | None = None
-             ) -> PollSummary:
+    def poll(self, feeds: Sequence[FeedSource], on_done: Callable[[str, PollSummary], None] | None = None,
+             start_by: float | None = None) -> PollSummary:
         """Poll ``feeds`` once. Lanes ≤ concurrency and ≤ what the per-host caps can keep busy;
-        feeds are interleaved by host so a lane rarely waits on another's host slot."""
+        feeds are interleaved by host so a lane rarely waits on another's host slot. No feed is started
+        after ``start_by`` (time.monotonic(); its lease would run out meanwhile): those are left unpolled,
+        named in the summary's ``unstarted``."""
         states = queries.sync_feeds(self.ctx.db, feeds)
         ordered, lanes = interleave_by_host(feeds, self.ctx.settings.per_host_concurrency)
         pending = deque(ordered)
@@ -196,7 +199,7 @@ class Poller:
         round_ = _Round(on_done, self._page_threads)
 
         def lane() -> None:  # each lane takes the next feed until none is left (no per-feed futures)
-            while not self._stopping.is_set():
+            while not self._stopping.is_set() and (start_by is None or time.monotonic() < start_by):
                 try:
                     feed = pending.popleft()
                 except IndexError:
@@ -211,6 +214,7 @@ class Poller:
             thread.join()
         round_.wait()
         outcomes.flush()
+        round_.total.unstarted.extend(feed.name for feed in pending)
         return round_.total
 
     def _poll_into(self, round_: _Round, feed: FeedSource, state: FeedState, outcomes: OutcomeBatch) -> None:

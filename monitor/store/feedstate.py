@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, update
+from sqlalchemy import or_, true, update
 from sqlalchemy import select as sa_select
 
 from monitor.errors import ConfigError
@@ -26,15 +26,16 @@ def not_due(db: Database, now: datetime) -> dict[str, str]:
 
 
 def claim_feeds(db: Database, names: Collection[str], owner: str, now: datetime, lease: timedelta,
-                limit: int) -> list[str]:
+                limit: int, due_only: bool = True) -> list[str]:
     """Lease up to ``limit`` of the feeds ``names`` that are due (not paused, next check come, no live lease)
     to ``owner`` until ``now + lease``, the most overdue first. On PostgreSQL the rows are locked with
     SKIP LOCKED, so workers claiming at the same moment get different feeds; storing a poll's outcome
-    ends the lease, and a worker that dies leaves its feeds to be claimed again when the lease runs out."""
+    ends the lease, and a worker that dies leaves its feeds to be claimed again when the lease runs out.
+    ``due_only=False`` (`monitor poll --once`): every feed not paused and not leased, due or not."""
     table = _FEEDS
+    due = or_(table.c.next_check_at.is_(None), table.c.next_check_at <= now) if due_only else true()
     query = (sa_select(table.c.id, table.c.name)
-             .where(table.c.name.in_(list(names)), table.c.paused_at.is_(None),
-                    or_(table.c.next_check_at.is_(None), table.c.next_check_at <= now),
+             .where(table.c.name.in_(list(names)), table.c.paused_at.is_(None), due,
                     or_(table.c.lease_until.is_(None), table.c.lease_until <= now))
              .order_by(table.c.next_check_at.asc().nulls_first(), table.c.id)
              .limit(limit)
@@ -45,6 +46,26 @@ def claim_feeds(db: Database, names: Collection[str], owner: str, now: datetime,
             session.execute(update(table).where(table.c.id.in_([row.id for row in rows]))
                             .values(lease_owner=owner, lease_until=lease_end(now, lease)))
     return [row.name for row in rows]
+
+
+def release_feeds(db: Database, names: Collection[str], owner: str) -> None:
+    """End ``owner``'s leases on ``names`` (claimed, then left unpolled): any worker may take them now."""
+    if not names:
+        return
+    table = _FEEDS
+    with db.write() as session:
+        session.execute(update(table).where(table.c.name.in_(list(names)), table.c.lease_owner == owner)
+                        .values(lease_owner=None, lease_until=None))
+
+
+def release_all_leases(db: Database) -> int:
+    """End every feed lease (SQLite at `monitor run` start: one process uses the file, so any lease is left
+    by a process that is gone — its feeds are polled at once instead of after MONITOR_FEED_LEASE)."""
+    table = _FEEDS
+    with db.write() as session:
+        result = session.execute(update(table).where(table.c.lease_until.is_not(None))
+                                 .values(lease_owner=None, lease_until=None))
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def resume_feed(db: Database, name: str, now: datetime) -> bool:

@@ -60,26 +60,43 @@ def _wanted(row: FeedRow, now: datetime, limits: Thresholds) -> str | None:
 def update_health(db: Database, feeds: Collection[str], now: datetime, limits: Thresholds, destination: str,
                   describe: Describe) -> list[Notice]:
     """Move each of ``feeds`` to the health it is in now and queue one notice per change (``describe``
-    writes its text). Returns the notices queued."""
-    queued: list[Notice] = []
-    with db.write() as session:
-        # FOR UPDATE (PostgreSQL): two workers looking at one feed take turns, the second sees the first's change
+    writes its text). Returns the notices queued.
+
+    A plain read finds the feeds whose health changes; each change is then made in a transaction of its
+    own that locks only that feed's row (FOR UPDATE on PostgreSQL) and looks again, so two workers never
+    both report one change, and the job never holds every feed's row while pollers write to them."""
+    with db.read() as session:
         rows = session.execute(sa_select(FeedRow).where(FeedRow.name.in_(list(feeds)))  # type: ignore[attr-defined]
-                               .order_by(_FEEDS.c.id).with_for_update()).scalars().all()
-        for row in rows:
-            wanted = _wanted(row, now, limits)
-            if row.health == "failing" and wanted == "silent":
-                wanted = None  # it works again: recovered now; quiet, it is told apart at the next look
-            if wanted == row.health:
-                continue
-            kind = wanted or "recovered"
-            message = describe(row, kind, now)
-            notice_id = session.execute(insert(_NOTICES).returning(_NOTICES.c.id).values(
-                feed_id=row.id, feed_name=row.name, kind=kind, message=message, destination=destination,
-                status="pending", attempts=0, next_attempt_at=now, created_at=now)).scalar_one()
-            session.execute(update(_FEEDS).where(_FEEDS.c.id == row.id).values(health=wanted))
-            queued.append(Notice(notice_id, row.name, kind, message, destination, 0))
-    return queued
+                               .order_by(_FEEDS.c.id)).scalars().all()
+    changing = [row.id for row in rows if _change(row, now, limits) is not None]
+    return [notice for feed_id in changing
+            if (notice := _apply_change(db, feed_id, now, limits, destination, describe)) is not None]
+
+
+def _change(row: FeedRow, now: datetime, limits: Thresholds) -> tuple[str | None, str] | None:
+    """(new health, notice kind) when the feed's health changes, else None."""
+    wanted = _wanted(row, now, limits)
+    if row.health == "failing" and wanted == "silent":
+        wanted = None  # it works again: recovered now; quiet, it is told apart at the next look
+    if wanted == row.health:
+        return None
+    return wanted, wanted or "recovered"
+
+
+def _apply_change(db: Database, feed_id: int | None, now: datetime, limits: Thresholds, destination: str,
+                  describe: Describe) -> Notice | None:
+    with db.write() as session:
+        row = session.execute(sa_select(FeedRow).where(_FEEDS.c.id == feed_id).with_for_update()).scalar_one()
+        change = _change(row, now, limits)  # again, under the lock: another worker may have made it
+        if change is None:
+            return None
+        wanted, kind = change
+        message = describe(row, kind, now)
+        notice_id = session.execute(insert(_NOTICES).returning(_NOTICES.c.id).values(
+            feed_id=row.id, feed_name=row.name, kind=kind, message=message, destination=destination,
+            status="pending", attempts=0, next_attempt_at=now, created_at=now)).scalar_one()
+        session.execute(update(_FEEDS).where(_FEEDS.c.id == row.id).values(health=wanted))
+        return Notice(notice_id, row.name, kind, message, destination, 0)
 
 
 def claim_notice(db: Database, now: datetime, lease: timedelta) -> Notice | None:

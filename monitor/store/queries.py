@@ -139,6 +139,7 @@ def record_outcomes(db: Database, outcomes: Sequence[tuple[int, FeedOutcome]], p
     """Polls that stored no entries (not modified, or failed): two bulk UPDATEs in one transaction. A feed
     whose failures in a row reach ``pause_after`` (0: never) is paused."""
     table = _FEEDS
+    outcomes = sorted(outcomes, key=lambda item: item[0])  # rows locked in one order by every writer: no deadlock
     fine = [
         {"fid": feed_id, "checked": o.checked_at, "next": o.next_check_at, "status": o.status, "outcome": o.outcome}
         for feed_id, o in outcomes if o.outcome != "failed"

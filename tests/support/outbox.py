@@ -22,10 +22,10 @@ class Item:
     destinations: list[str] = field(default_factory=lambda: ["digest"])
 
 
-def seed(path: Path, items: list[Item], kind: str = "digest") -> Database:
-    """A migrated SQLite database at ``path`` with one feed 'wire' and the items queued for their
-    destinations as ``kind`` rows."""
-    db = Database(f"sqlite:///{path}")
+def seed(path: Path | str, items: list[Item], kind: str = "digest") -> Database:
+    """A migrated database — an SQLite file at ``path``, or a database URL — with one feed 'wire' and the
+    items queued for their destinations as ``kind`` rows."""
+    db = Database(path if isinstance(path, str) else f"sqlite:///{path}")
     db.migrate()
     with db.write() as session:
         feed = FeedRow(name="wire", url="http://127.0.0.1/feed.xml")
