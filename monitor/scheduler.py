@@ -32,6 +32,26 @@ def guarded(name: str, job: Callable[[], object]) -> Callable[[], None]:
     return run
 
 
+class _SkippedTick(logging.Filter):
+    """APScheduler warns each time a job's tick comes while its previous run still goes on. Every job here
+    is `max_instances=1` on purpose (a poll round of many feeds outlasts `poll_tick`; nothing is lost: the
+    running round takes what is due), so that is logged at DEBUG, not as a warning."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and "maximum number of running instances" in str(record.msg):
+            job = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            log.debug("event=tick_skipped job_still_running=%s", job)
+            return False
+        return True
+
+
+def quiet_skipped_ticks() -> None:
+    """Install the filter on APScheduler's logger (once)."""
+    scheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _SkippedTick) for f in scheduler_log.filters):
+        scheduler_log.addFilter(_SkippedTick())
+
+
 DELIVER_TICK = 5.0  # seconds between two looks at a destination's outbox rows (at most; MONITOR_POLL_TICK if less)
 
 
@@ -79,6 +99,7 @@ def run_service(service: Service, report: Callable[[str], None] = print, serve_a
         if released:
             log.warning("event=feed_leases_released feeds=%d reason=previous_process_gone", released)
     scheduler = BlockingScheduler(timezone=UTC)
+    quiet_skipped_ticks()
     scheduler.add_job(
         guarded("poll", service.poll_due),
         "interval",

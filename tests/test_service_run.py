@@ -273,3 +273,27 @@ def test_case_10_retry_after_is_honoured_as_seconds_and_as_a_date_and_capped(
     assert 5.0 <= capped < 60, capped  # Retry-After: 120 capped at MONITOR_MAX_BACKOFF
     assert (tmp_path / "run.err").read_text().count("HTTP 429") >= 2
     assert _query(tmp_path, "SELECT COUNT(*) FROM feeds WHERE consecutive_errors = 0") == [(3,)]  # success resets
+
+
+def test_a_tick_skipped_while_the_job_still_runs_is_not_a_warning(caplog: Any) -> None:
+    """A poll round longer than MONITOR_POLL_TICK is normal: APScheduler's warning for it is moved to DEBUG."""
+    import logging
+
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from monitor.scheduler import quiet_skipped_ticks
+
+    def run_a_slow_job() -> list[str]:
+        caplog.clear()
+        scheduler = BackgroundScheduler(timezone=UTC)
+        scheduler.add_job(time.sleep, "interval", args=[0.6], seconds=0.1, id="slow", max_instances=1,
+                          next_run_time=datetime.now(UTC))
+        with caplog.at_level(logging.WARNING, logger="apscheduler.scheduler"):
+            scheduler.start()
+            time.sleep(0.5)
+            scheduler.shutdown(wait=True)
+        return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+    assert any("maximum number of running instances" in m for m in run_a_slow_job())  # what it used to say
+    quiet_skipped_ticks()
+    assert not any("maximum number of running instances" in m for m in run_a_slow_job())
