@@ -17,7 +17,7 @@ from monitor.metrics import FETCHES, POLLS, timed
 from monitor.models import FeedSource, PollSummary
 from monitor.notify.destinations import load_destinations, unknown_routes
 from monitor.notify.digest import send_due_digests
-from monitor.notify.health import HealthNotifier, health_destination
+from monitor.notify.health import HealthNotifier
 from monitor.notify.notifiers import notifiers
 from monitor.notify.sender import DeliverySummary, deliver_due
 from monitor.notify.slack import SlackNotifier
@@ -30,7 +30,7 @@ from monitor.rules.reload import RulesWatcher
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.feedstate import claim_feeds, not_due, release_feeds
+from monitor.store.feedstate import claim_feeds, paused_feeds, release_feeds
 from monitor.store.retention import Pruned, prune
 
 if TYPE_CHECKING:
@@ -60,6 +60,8 @@ class Service:
         self.rules: RuleSet = self.rules_watcher.load()
         self.db = Database(settings.database_url)
         self.db.migrate()
+        queries.sync_feeds(self.db, self.feeds)  # a row per configured feed, for the claims below
+        self._by_name = {feed.name: feed for feed in self.feeds}
         self.fetcher = Fetcher(
             user_agent=settings.user_agent,
             connect_timeout=settings.connect_timeout,
@@ -78,7 +80,7 @@ class Service:
         # the longest one feed's poll may take: fetch, parse, and its pages in the page pool
         self._feed_budget = settings.fetch_timeout + settings.parse_timeout + settings.extract_timeout
         self._slack = SlackNotifier(self.db, self.destinations)  # keeps the one-message-a-second pace
-        health_destination(settings, self.destinations)  # a wrong MONITOR_HEALTH_DESTINATION stops the start
+        self._health = HealthNotifier(self.db, settings, self.destinations, self._slack, self._lease)
         self.poller = Poller(PollContext(settings, self.db, self.fetcher, self.pool, self.rules, self.destinations))
         log.info("event=service_ready feeds=%d rules=%d database=%s", len(self.feeds), len(self.rules.rules),
                  self.db.engine.url.render_as_string(hide_password=True))
@@ -120,8 +122,7 @@ class Service:
 
     def check_health(self, write: Callable[[str], None] = print) -> DeliverySummary:
         """Record feed-health changes (failing, paused, silent, recovered) and send their notices."""
-        notifier = HealthNotifier(self.db, self.settings, self.destinations, write, self._slack, self._lease)
-        return notifier.run([feed.name for feed in self.feeds])
+        return self._health.run([feed.name for feed in self.feeds], write)
 
     def housekeep(self) -> Pruned:
         """Delete unmatched entries and articles older than MONITOR_RETENTION (matches are kept)."""
@@ -137,14 +138,13 @@ class Service:
 
     def paused(self) -> list[str]:
         """Names of the configured feeds that are paused (not polled until resumed)."""
-        state = not_due(self.db, datetime.now(UTC))
-        return [feed.name for feed in self.feeds if state.get(feed.name) == "paused"]
+        paused = paused_feeds(self.db)
+        return [feed.name for feed in self.feeds if feed.name in paused]
 
     def poll_all(self, on_done: Callable[[str, PollSummary], None] | None = None) -> PollSummary:
         """Poll every configured feed once, now, except the paused ones and those another process is polling
         (leased): all are claimed first, so running workers never poll one at the same time."""
-        queries.sync_feeds(self.db, self.feeds)
-        by_name = {feed.name: feed for feed in self.feeds}
+        by_name = self._by_name
         claimed = claim_feeds(self.db, by_name, self.owner, datetime.now(UTC),
                               timedelta(seconds=self.settings.feed_lease), len(by_name), due_only=False)
         taken = set(claimed)
@@ -154,8 +154,7 @@ class Service:
         """Claim the feeds whose next check has come (never-polled feeds are due; paused ones never) a batch
         at a time, with a lease (MONITOR_FEED_LEASE), and poll them, until none is due. Any number of
         processes may do this against one database: each feed is polled by one of them at a time."""
-        queries.sync_feeds(self.db, self.feeds)
-        by_name = {feed.name: feed for feed in self.feeds}
+        by_name = self._by_name
         total, lease = PollSummary(), timedelta(seconds=self.settings.feed_lease)
         while not self.poller.stopping:
             names = claim_feeds(self.db, by_name, self.owner, datetime.now(UTC), lease, self._batch)

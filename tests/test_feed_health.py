@@ -19,7 +19,7 @@ from monitor.notify.slack import SlackNotifier
 from monitor.settings import Settings
 from monitor.store import queries
 from monitor.store.db import Database
-from monitor.store.feedstate import feed_health, not_due, resume_feed
+from monitor.store.feedstate import claim_feeds, feed_health, paused_feeds, resume_feed
 from monitor.store.notices import Thresholds, update_health
 from monitor.store.queries import FeedOutcome
 from monitor.store.retention import prune
@@ -81,7 +81,8 @@ def test_a_feed_is_paused_at_the_limit_skipped_until_resumed_and_a_success_reset
     _fail(db, feed_id, T0 + timedelta(minutes=2))
     row = _row(db)
     assert row["health"] == "paused" and row["consecutive_errors"] == 3
-    assert not_due(db, T0 + timedelta(days=30)) == {"wire": "paused"}  # however late, never due
+    assert paused_feeds(db) == {"wire"}
+    assert claim_feeds(db, ["wire"], "w:1", T0 + timedelta(days=30), timedelta(minutes=1), 1) == []  # never due
     _fail(db, feed_id, T0 + timedelta(minutes=3))
     assert _row(db)["paused_at"] == T0 + timedelta(minutes=2)  # paused once; a later failure keeps the time
 
@@ -89,7 +90,8 @@ def test_a_feed_is_paused_at_the_limit_skipped_until_resumed_and_a_success_reset
     row = _row(db)
     assert row["paused_at"] is None and row["consecutive_errors"] == 0
     assert row["failing_since"] == T0  # not recovered until a poll succeeds
-    assert "wire" not in not_due(db, T0 + timedelta(hours=1))  # due at once
+    assert claim_feeds(db, ["wire"], "w:1", T0 + timedelta(hours=1), timedelta(minutes=1), 1) == ["wire"]  # due
+    assert paused_feeds(db) == set()
     assert resume_feed(db, "wire", T0 + timedelta(hours=1)) is False  # was not paused
     with pytest.raises(ConfigError, match="no feed named 'nope'"):
         resume_feed(db, "nope", T0)
@@ -155,22 +157,21 @@ def test_notices_go_to_the_configured_slack_destination_escaped_and_once(
     destinations = load_destinations(path)
     settings = Settings(_env_file=None, health_destination="ops", health_failing_after="1s")  # type: ignore[call-arg]
     printed: list[str] = []
-    notifier = HealthNotifier(db, settings, destinations, printed.append, SlackNotifier(db, destinations),
-                              timedelta(minutes=2))
+    notifier = HealthNotifier(db, settings, destinations, SlackNotifier(db, destinations), timedelta(minutes=2))
     feed_id = queries.sync_feeds(db, [FeedSource(name="<!channel> *wire*", url="https://w.test/")])[
         "<!channel> *wire*"].id
     for n in range(3):
         _fail(db, feed_id, datetime.now(UTC) - timedelta(minutes=10 - n))
     for _ in range(3):
-        notifier.run(["<!channel> *wire*"])
+        notifier.run(["<!channel> *wire*"], printed.append)
     posts = slack.to("/hook")
     assert len(posts) == 1 and not printed
     text = posts[0][2]["blocks"][0]["text"]["text"]
     assert "is failing" in text and "paused after 3 failures" in text and "monitor feeds resume" in text
     assert "<!channel>" not in text and "&lt;!channel&gt;" in text
     _ok(db, feed_id, datetime.now(UTC))
-    notifier.run(["<!channel> *wire*"])
-    notifier.run(["<!channel> *wire*"])
+    notifier.run(["<!channel> *wire*"], printed.append)
+    notifier.run(["<!channel> *wire*"], printed.append)
     assert len(slack.to("/hook")) == 2 and "recovered" in slack.to("/hook")[1][2]["text"]
     assert _sql(db, "SELECT kind, status FROM feed_notices ORDER BY id") == [("failing", "sent"), ("recovered", "sent")]
 
@@ -183,8 +184,7 @@ def test_a_notice_whose_send_fails_is_retried_not_lost(db: Database, tmp_path: P
     path.write_text("destinations:\n  - {name: ops, kind: slack, webhook_url: '" + slack.base + "/hook'}\n")
     destinations = load_destinations(path)
     settings = Settings(_env_file=None, health_destination="ops")  # type: ignore[call-arg]
-    notifier = HealthNotifier(db, settings, destinations, print, SlackNotifier(db, destinations),
-                              timedelta(minutes=2))
+    notifier = HealthNotifier(db, settings, destinations, SlackNotifier(db, destinations), timedelta(minutes=2))
     slack.script["/hook"] = [Answer(500, "oops")]
     feed_id = _feed(db)
     for n in range(3):
@@ -224,7 +224,7 @@ def test_retention_deletes_old_unmatched_entries_and_articles_and_keeps_matches(
 
 
 def test_feed_claims_are_exclusive_expire_and_can_be_released(db: Database) -> None:
-    from monitor.store.feedstate import claim_feeds, release_all_leases, release_feeds
+    from monitor.store.feedstate import release_all_leases, release_feeds
 
     names = [f"feed{n}" for n in range(5)]
     queries.sync_feeds(db, [FeedSource(name=name, url=f"https://{name}.test/") for name in names])

@@ -20,7 +20,7 @@ from conftest import write_feeds
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 from support.fakeslack import FakeSlack
-from support.httpserver import LocalServer, Route
+from support.httpserver import LocalServer, Route, respond
 from support.proc import stop
 from test_cli import base_env
 
@@ -56,11 +56,7 @@ class Site:
                     self.overlaps += 1
             try:
                 time.sleep(0.05)
-                handler.send_response(200)
-                handler.send_header("Content-Type", "application/rss+xml")
-                handler.send_header("Content-Length", str(len(body)))
-                handler.end_headers()
-                handler.wfile.write(body)
+                respond(handler, 200, body, {"Content-Type": "application/rss+xml"})
             finally:
                 with self.lock:
                     self.in_flight[handler.path] -= 1

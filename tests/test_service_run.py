@@ -23,7 +23,7 @@ from typing import Any
 
 from conftest import write_feeds
 from support.fakeslack import FakeSlack
-from support.httpserver import LocalServer, Route
+from support.httpserver import LocalServer, Route, respond
 from support.proc import stop
 from support.site import article_page, load_articles, rss
 from test_cli import base_env
@@ -143,11 +143,7 @@ def test_sigterm_during_a_poll_finishes_the_feed_in_hand_and_nothing_is_lost_or_
     def slow(page: bytes) -> Callable[[BaseHTTPRequestHandler], None]:
         def answer(handler: BaseHTTPRequestHandler) -> None:
             time.sleep(0.7)
-            handler.send_response(200)
-            handler.send_header("Content-Type", "text/html; charset=utf-8")
-            handler.send_header("Content-Length", str(len(page)))
-            handler.end_headers()
-            handler.wfile.write(page)
+            respond(handler, 200, page, {"Content-Type": "text/html; charset=utf-8"})
         return answer
 
     for article in articles:
@@ -185,11 +181,7 @@ def test_case_12_failing_feed_backs_off_pauses_alerts_once_resumes_and_recovers_
     failing = {"on": True}
 
     def feed(handler: BaseHTTPRequestHandler) -> None:
-        status, body = (500, b"down") if failing["on"] else (200, EMPTY)
-        handler.send_response(status)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        respond(handler, *((500, b"down") if failing["on"] else (200, EMPTY)))
 
     server.routes["/feed.xml"] = Route(handler=feed)
     feeds = write_feeds(tmp_path / "feeds.yaml", [{"name": "wire", "url": server.url("/feed.xml"),
@@ -247,13 +239,7 @@ def test_case_10_retry_after_is_honoured_as_seconds_and_as_a_date_and_capped(
         status, headers = script.pop(0) if script else (200, {})
         if headers.get("Retry-After") == "DATE":
             headers = {"Retry-After": format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)}
-        body = EMPTY if status == 200 else b"busy"
-        handler.send_response(status)
-        for key, value in headers.items():
-            handler.send_header(key, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        respond(handler, status, EMPTY if status == 200 else b"busy", headers)
 
     for path in answers:
         server.routes[path] = Route(handler=feed)

@@ -66,7 +66,6 @@ def _state(row: FeedRow) -> str:
 def _ago(when: datetime | None, now: datetime) -> str:
     if when is None:
         return "unknown"
-    when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return f"{when:%Y-%m-%d %H:%M:%S} UTC, {_span((now - when).total_seconds())} ago"
 
 
@@ -80,32 +79,32 @@ def _span(seconds: float) -> str:
 class HealthNotifier:
     """Turns feed-health changes into notices and sends them."""
 
-    def __init__(self, db: Database, settings: Settings, destinations: Destinations, write: Callable[[str], None],
-                 slack: SlackNotifier, lease: timedelta) -> None:
+    def __init__(self, db: Database, settings: Settings, destinations: Destinations, slack: SlackNotifier,
+                 lease: timedelta) -> None:
         self._db = db
-        self._destination = health_destination(settings, destinations)
+        self._destination = health_destination(settings, destinations)  # ConfigError: a name of nothing
         self._limits = thresholds(settings)
-        self._write = write
         self._slack = slack
         self._lease = lease
 
-    def run(self, feeds: Collection[str], now: datetime | None = None) -> DeliverySummary:
+    def run(self, feeds: Collection[str], write: Callable[[str], None] = print, now: datetime | None = None
+            ) -> DeliverySummary:
         """Store the health changes of ``feeds`` (their notices queued in the same transaction) and send the
-        notices that are due."""
+        notices that are due (console output: ``write``)."""
         now = now or datetime.now(UTC)
         name = self._destination.name if self._destination else CONSOLE
         for notice in update_health(self._db, feeds, now, self._limits, name, describe):
             level = logging.INFO if notice.kind == "recovered" else logging.WARNING
             log.log(level, "feed=%s event=feed_health kind=%s destination=%s", notice.feed_name, notice.kind, name)
-        return self._send_due(now)
+        return self._send_due(now, write)
 
-    def _send_due(self, now: datetime) -> DeliverySummary:
+    def _send_due(self, now: datetime, write: Callable[[str], None]) -> DeliverySummary:
         summary = DeliverySummary()
         for _ in range(MAX_ROUND):
             notice = claim_notice(self._db, now, self._lease)
             if notice is None:
                 break
-            outcome = attempt(partial(self._send, notice), notice.attempts, now)
+            outcome = attempt(partial(self._send, notice, write), notice.attempts, now)
             if outcome.status == "sent":
                 mark_notice(self._db, notice.id, "sent", datetime.now(UTC), outcome.error)
             elif outcome.status == "retry":
@@ -116,10 +115,10 @@ class HealthNotifier:
             tally(summary, outcome, f"destination={notice.destination} notice={notice.id}", notice.attempts)
         return summary
 
-    def _send(self, notice: Notice) -> None:
+    def _send(self, notice: Notice, write: Callable[[str], None]) -> None:
         destination, text = self._destination, notice.message
         if destination is None or destination.name != notice.destination or destination.kind == "console":
-            self._write(f"monitor health: {text}")
+            write(f"monitor health: {text}")
         elif destination.kind == "slack":
             icon = ":white_check_mark:" if notice.kind == "recovered" else ":warning:"
             safe = escape(text)[: MAX_SECTION_CHARS - 30]

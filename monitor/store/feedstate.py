@@ -15,14 +15,11 @@ from monitor.store.tables import FeedRow
 _FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
 
 
-def not_due(db: Database, now: datetime) -> dict[str, str]:
-    """Feeds that must not be polled at ``now``: name → "paused", or "waiting" (next check still ahead).
-    A feed missing from the answer is due (never-polled feeds included). Two short columns, one query."""
+def paused_feeds(db: Database) -> set[str]:
+    """Names of the paused feeds (not polled until `monitor feeds resume NAME`)."""
     table = _FEEDS
-    query = sa_select(table.c.name, table.c.paused_at.is_not(None)).where(
-        or_(table.c.paused_at.is_not(None), table.c.next_check_at > now))
     with db.read() as session:
-        return {name: "paused" if paused else "waiting" for name, paused in session.execute(query)}
+        return set(session.execute(sa_select(table.c.name).where(table.c.paused_at.is_not(None))).scalars())
 
 
 def claim_feeds(db: Database, names: Collection[str], owner: str, now: datetime, lease: timedelta,

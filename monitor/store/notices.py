@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import insert, or_, update
 from sqlalchemy import select as sa_select
@@ -46,13 +46,13 @@ class Notice:
 def _wanted(row: FeedRow, now: datetime, limits: Thresholds) -> str | None:
     """The health the feed is in at ``now``: failing, silent or None (fine)."""
     if row.paused_at is not None or (row.failing_since is not None
-                                     and _utc(row.failing_since) <= now - limits.failing_after):
+                                     and row.failing_since <= now - limits.failing_after):
         return "failing"
     if row.failing_since is not None:
         return row.health if row.health == "failing" else None  # failing, not for long enough yet
     if row.cadence and row.last_new_entry_at is not None:
         quiet = max(timedelta(seconds=row.cadence * limits.silent_factor), limits.silent_min)
-        if _utc(row.last_new_entry_at) <= now - quiet:
+        if row.last_new_entry_at <= now - quiet:
             return "silent"
     return None
 
@@ -129,7 +129,3 @@ def list_notices(db: Database, limit: int = 50) -> list[FeedNoticeRow]:
     with db.read() as session:
         return list(session.execute(sa_select(FeedNoticeRow).order_by(FeedNoticeRow.id.desc())  # type: ignore[union-attr]
                                     .limit(limit)).scalars())
-
-
-def _utc(when: datetime) -> datetime:
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -54,14 +54,19 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(route.status, route.body, headers)
 
     def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        for key, value in headers.items():
-            self.send_header(key, value)
-        if status != 304:
-            self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if status != 304:
-            self.wfile.write(body)
+        respond(self, status, body, headers)
+
+
+def respond(handler: BaseHTTPRequestHandler, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    """Answer ``handler``'s request (for Route handlers that decide per request); a 304 carries no body."""
+    handler.send_response(status)
+    for key, value in (headers or {}).items():
+        handler.send_header(key, value)
+    if status != 304:
+        handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    if status != 304:
+        handler.wfile.write(body)
 
 
 class LocalServer(ThreadingHTTPServer):
