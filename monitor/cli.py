@@ -7,11 +7,14 @@ import signal
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from monitor import __version__
 from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
@@ -233,6 +236,12 @@ def db_copy(
     settings = _settings()
     if source == settings.database_url:
         raise fail(ConfigError("the source is MONITOR_DATABASE_URL itself: give the other database"))
+    try:
+        origin_url = make_url(source)
+    except ArgumentError as exc:
+        raise fail(ConfigError(f"{source!r} is not a database URL (e.g. sqlite:///data/monitor.db)")) from exc
+    if origin_url.get_backend_name() == "sqlite" and not Path(origin_url.database or "").is_file():
+        raise fail(ConfigError(f"{origin_url.database}: no such SQLite file to copy from"))
     try:
         origin, target = Database(source), Database(settings.database_url)
         copied = copy_database(origin, target, lambda table, rows: out.print(f"{table}: {rows} rows", markup=False))

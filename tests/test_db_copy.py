@@ -46,6 +46,9 @@ def test_copy_carries_everything_and_the_copy_goes_on_where_the_original_stopped
     again = subprocess.run([sys.executable, "-m", "monitor", "db", "copy", old_url], env=env, cwd=tmp_path,
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 2 and "already holds rows" in again.stderr  # never into a filled database
+    typo = subprocess.run([sys.executable, "-m", "monitor", "db", "copy", f"sqlite:///{tmp_path / 'nope' / 'x.db'}"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert typo.returncode == 2 and "no such SQLite file" in typo.stderr and not (tmp_path / "nope").exists()
 
     new = Service(make_settings([{"name": "wire", "url": server.url("/feed.xml")}]), inline_workers=True)
     try:
