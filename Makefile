@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run demo poll test lint typecheck unit bench lock clean
+.PHONY: run demo poll test lint typecheck unit eval eval-check bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ unit: $(VENV)/.dev
 	$(BIN)/python -m pytest -q
 
 test: lint typecheck unit  ## install and run every check and test
+
+EVAL_CORPORA := $(foreach f,eval/dev/docs.jsonl $(wildcard eval/docs/*.jsonl),--corpus $(f))
+
+eval: $(VENV)/.runtime  ## score the shipped rules on the whole labelled set (dev, tune and check), per language
+	$(BIN)/monitor rules eval $(EVAL_CORPORA) --labels eval/dev/labels.jsonl --labels eval/tune/labels.jsonl \
+	  --labels eval/check/labels.jsonl --by lang
+
+eval-check: $(VENV)/.runtime  ## the acceptance gate: the check split, P >= 0.95 and R >= 0.90 per rule and language
+	$(BIN)/monitor rules eval $(EVAL_CORPORA) --labels eval/check/labels.jsonl --by lang \
+	  --min-precision 0.95 --min-recall 0.90
 
 lock: $(BIN)/python  ## regenerate the lock files from pyproject.toml in a scratch venv
 	rm -rf /tmp/monitor-lock && $(PYTHON) -m venv /tmp/monitor-lock

@@ -22,6 +22,7 @@ from monitor.cli_delivery import deliver, deliveries, digest
 from monitor.cli_demo import demo
 from monitor.cli_destinations import destinations_app
 from monitor.cli_feeds import feeds_app
+from monitor.cli_labels import labels_app
 from monitor.cli_rules import rules_app
 from monitor.console import format_match
 from monitor.errors import ConfigError
@@ -46,6 +47,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
 app.add_typer(destinations_app, name="destinations")
 app.add_typer(feeds_app, name="feeds")
+app.add_typer(labels_app, name="labels")
 app.command("deliver")(deliver)
 app.command("digest")(digest)
 app.command("deliveries")(deliveries)

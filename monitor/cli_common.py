@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import typer
@@ -13,6 +15,7 @@ from monitor.durations import parse_duration
 from monitor.errors import ConfigError
 from monitor.logs import setup_logging
 from monitor.settings import Settings, load_settings
+from monitor.store.db import Database
 
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 200)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -31,6 +34,20 @@ def settings_or_exit() -> Settings:
         raise fail(exc) from exc
     setup_logging(settings.log_level)
     return settings
+
+
+@contextmanager
+def opened_database(settings: Settings) -> Iterator[Database]:
+    """The database of MONITOR_DATABASE_URL, migrated, always disposed; a bad URL exits 2 naming it."""
+    try:
+        db = Database(settings.database_url)
+    except ConfigError as exc:
+        raise fail(exc) from exc
+    try:
+        db.migrate()
+        yield db
+    finally:
+        db.dispose()
 
 
 def parse_since(value: str | None) -> datetime | None:

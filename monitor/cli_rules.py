@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from functools import partial
+from itertools import chain
 from pathlib import Path
 from typing import Annotated
 
@@ -13,15 +14,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from monitor.cli_common import err, fail, out, parse_since, settings_or_exit
+from monitor.cli_common import err, fail, opened_database, out, parse_since, settings_or_exit
 from monitor.errors import ConfigError
 from monitor.notify.destinations import load_destinations
 from monitor.notify.routing import plan_deliveries
 from monitor.rules.check import check_examples
-from monitor.rules.corpus import CorpusDocument, read_documents, read_labels
+from monitor.rules.corpus import CorpusDocument, Labels, read_documents, read_label_files
 from monitor.rules.engine import RuleSet
 from monitor.rules.evaluate import RuleScore, evaluate
 from monitor.rules.loader import load_rules
+from monitor.settings import Settings
 
 rules_app = typer.Typer(help="Check, test, score and replay rule files.", no_args_is_help=True)
 
@@ -107,31 +109,48 @@ def _score_json(score: RuleScore) -> dict[str, object]:
 
 @rules_app.command("eval")
 def eval_(
-    corpus: Annotated[list[str], typer.Option(help="JSON-lines documents (repeat for several files; '-' = stdin).")],
-    labels: Annotated[str, typer.Option(help="JSON-lines labels: {id, <rule id>: 0|1, unsure: [rule ids]}.")],
+    corpus: Annotated[list[str] | None, typer.Option(
+        help="JSON-lines documents (repeat for several files; '-' = stdin).")] = None,
+    labels: Annotated[list[str] | None, typer.Option(
+        help="JSON-lines labels {id, <rule id>: 0|1, unsure: [rule ids]} (repeat for several files).")] = None,
+    feedback: Annotated[bool, typer.Option("--feedback", help="Score against every analyst judgement stored "
+                                                              "in the database (with or instead of files).")] = False,
+    by: Annotated[str | None, typer.Option("--by", help="'lang': also score each rule per language.")] = None,
     rules_dir: RulesOption = None,
     min_precision: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 if a rule scores lower.")] = None,
     min_recall: Annotated[float | None, typer.Option(min=0, max=1, help="Exit 1 if a rule scores lower.")] = None,
+    min_positives: Annotated[int, typer.Option(min=1, help="With --by lang, the minimums also hold for each "
+                                                           "language with at least this many positives.")] = 10,
     as_json: JsonOption = False,
 ) -> None:
     """Precision, recall and F1 per rule on labelled documents (each document's `unsure` rules left out),
-    with the false positives and false negatives listed."""
+    with each false positive's deciding clause and each false negative's missing part listed."""
+    if by not in (None, "lang"):
+        raise typer.BadParameter("only 'lang' is supported", param_hint="--by")
+    if not feedback and not (corpus and labels):
+        raise typer.BadParameter("give --corpus and --labels, or --feedback", param_hint="--corpus")
     rules = _load(rules_dir)
     try:
-        result = evaluate(rules, _documents(corpus), read_labels(labels, set(rules.ids())))
+        documents, known = _eval_inputs(corpus or [], labels or [], feedback, set(rules.ids()))
+        result = evaluate(rules, documents, known)
     except ConfigError as exc:
         raise fail(exc) from exc
     scores = list(result.scores.values())
+    per_lang = sorted(result.by_lang.items()) if by == "lang" else []
     if as_json:
         for score in scores:
             out.print(json.dumps(_score_json(score)), markup=False)
+        for (_, lang), score in per_lang:
+            out.print(json.dumps({**_score_json(score), "lang": lang}), markup=False)
     else:
-        _print_scores(scores)
+        _print_scores(scores, per_lang)
         out.print(f"{result.documents} documents; {len(result.unlabelled)} without labels; "
                   f"{len(result.missing)} labelled documents not in the corpus")
     if not scores:
         err.print("[yellow]warning:[/yellow] no loaded rule has labels in this file")
-    low = [s.rule for s in scores
+    gated = [(s.rule, s) for s in scores]
+    gated += [(f"{rule} ({lang})", s) for (rule, lang), s in per_lang if s.positives >= min_positives]
+    low = [name for name, s in gated
            if (min_precision is not None and (s.precision or 0.0) < min_precision)
            or (min_recall is not None and (s.recall or 0.0) < min_recall)]
     if low:
@@ -139,17 +158,40 @@ def eval_(
         raise typer.Exit(1)
 
 
-def _print_scores(scores: list[RuleScore]) -> None:
+def _eval_inputs(corpus: list[str], labels: list[str], feedback: bool, rule_ids: set[str]
+                 ) -> tuple[Iterable[CorpusDocument], dict[str, Labels]]:
+    """The documents and labels to score: files, the stored judgements, or both."""
+    known = read_label_files(labels, rule_ids) if labels else {}
+    documents: Iterable[CorpusDocument] = _documents(corpus)
+    if feedback:
+        from monitor.rules.feedback import judged
+
+        with opened_database(settings_or_exit()) as db:
+            found = judged(db)
+        for doc_id, entry in found.labels().items():
+            known[doc_id] = entry
+        documents = chain(documents, list(found.documents()))
+    return documents, known
+
+
+def _print_scores(scores: list[RuleScore], per_lang: list[tuple[tuple[str, str], RuleScore]]) -> None:
     table = Table("rule", "precision", "recall", "F1", "TP", "FP", "FN", "TN", "left out")
     for s in scores:
         table.add_row(s.rule, _ratio(s.precision), _ratio(s.recall), _ratio(s.f1), str(s.true_positives),
                       str(len(s.false_positives)), str(len(s.false_negatives)), str(s.true_negatives), str(s.left_out))
     out.print(table)
+    if per_lang:
+        table = Table("rule", "lang", "precision", "recall", "F1", "TP", "FP", "FN", "TN", "left out")
+        for (rule, lang), s in per_lang:
+            table.add_row(rule, escape(lang), _ratio(s.precision), _ratio(s.recall), _ratio(s.f1),
+                          str(s.true_positives), str(len(s.false_positives)), str(len(s.false_negatives)),
+                          str(s.true_negatives), str(s.left_out))
+        out.print(table)
     for s in scores:
         for doc_id, why in s.false_positives:
             out.print(f"false positive  {s.rule}  {doc_id}: {why[:300]}", markup=False)
-        for doc_id, title in s.false_negatives:
-            out.print(f"false negative  {s.rule}  {doc_id}: {title[:200]}", markup=False)
+        for doc_id, why in s.false_negatives:
+            out.print(f"false negative  {s.rule}  {doc_id}: {why[:300]}", markup=False)
 
 
 @rules_app.command("replay")
@@ -214,4 +256,28 @@ def replay_(
     summary = f"new: {counts['new']}  vanished: {counts['vanished']}"
     if apply:
         summary += f"  stored: {stored}"
+    summary += _judgements_report(settings, rules, lambda feed: tags.get(feed, ()), as_json)
     (err if as_json else out).print(summary)
+
+
+def _judgements_report(settings: Settings, rules: RuleSet, tags_of: Callable[[str], tuple[str, ...]],
+                       as_json: bool) -> str:
+    """Which analysts' judgements the current rules fix and which they break (against the stored matches),
+    one line each; returns the summary's part about them."""
+    from monitor.rules.feedback import effects, judged
+
+    with opened_database(settings) as db:
+        found = effects(judged(db), rules, tags_of)
+    for effect in (e for e in found if e.kind != "kept"):
+        j = effect.judgement
+        if as_json:
+            out.print(json.dumps({"judgement": effect.kind, "id": j.id, "article": j.article_id, "rule": j.rule,
+                                  "verdict": j.verdict, "author": j.author, "stored": effect.stored,
+                                  "now": effect.now, "title": j.title}, ensure_ascii=False), markup=False)
+        else:
+            now = "matches now" if effect.now else "no longer matches"
+            out.print(f"{effect.kind:8} {j.rule:20} #{j.article_id} judged {j.verdict.replace('_', ' ')} by "
+                      f"{j.author}, {now}: {j.title[:100]}", markup=False)
+    fixed = sum(e.kind == "fixed" for e in found)
+    broken = sum(e.kind == "broken" for e in found)
+    return f"  judgements: {len(found)} ({fixed} fixed, {broken} broken)"

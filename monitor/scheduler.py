@@ -73,8 +73,8 @@ def digest_round(service: Service, report: Callable[[str], None], destination: s
 
 
 def health_round(service: Service, report: Callable[[str], None]) -> None:
-    """Store feed-health changes and send their notices (to the console output with ``report`` unless
-    MONITOR_HEALTH_DESTINATION names a destination)."""
+    """Store feed- and rule-health changes and send their notices (to the console output with ``report``
+    unless MONITOR_HEALTH_DESTINATION names a destination)."""
     summary = service.check_health(report)
     if summary.sent or summary.errors:
         log.info("event=health_round sent=%d retrying=%d failed=%d dead=%d", summary.sent, summary.retrying,

@@ -121,8 +121,10 @@ class Service:
                                     lease=self._lease, only=destination)
 
     def check_health(self, write: Callable[[str], None] = print) -> DeliverySummary:
-        """Record feed-health changes (failing, paused, silent, recovered) and send their notices."""
-        return self._health.run([feed.name for feed in self.feeds], write)
+        """Record feed-health changes (failing, paused, silent, recovered) and those of the rules loaded now
+        (silent, recovered), and send their notices."""
+        return self._health.run([feed.name for feed in self.feeds], write,
+                                rules=[rule.id for rule in self.rules.rules])
 
     def housekeep(self) -> Pruned:
         """Delete unmatched entries and articles older than MONITOR_RETENTION (matches are kept)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -58,6 +59,8 @@ class Settings(BaseSettings):
     health_failing_after: float = Field(3600.0, gt=0)
     health_silent_factor: float = Field(10.0, ge=1)
     health_silent_min: float = Field(86400.0, gt=0)
+    rule_silent_factor: float = Field(10.0, ge=1)
+    rule_silent_min: float = Field(86400.0, gt=0)
     retention: float = Field(90 * 86400.0, gt=0)
     housekeeping_interval: float = Field(3600.0, gt=0)
     poll_tick: float = Field(30.0, ge=0.1)
@@ -70,6 +73,8 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8080, ge=0, le=65535)
     api_token: SecretStr | None = None
+    api_users: Annotated[dict[str, SecretStr], NoDecode] = Field(default_factory=dict)
+    feedback_per_minute: int = Field(30, ge=1, le=10_000)
     api_serve: bool = True
     api_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_rate_limit: int = Field(600, ge=1, le=1_000_000)
@@ -90,6 +95,27 @@ class Settings(BaseSettings):
                                  "(python3 -c 'import secrets; print(secrets.token_urlsafe())')")
             return value.strip()
         return value
+
+    @field_validator("api_users", mode="before")
+    @classmethod
+    def _users(cls, value: Any) -> Any:
+        """``name=token,name=token``: analysts' own tokens, so that what each sends is stored under a name."""
+        if not isinstance(value, str):
+            return value
+        users: dict[str, str] = {}
+        for part in (p.strip() for p in value.split(",")):
+            if not part:
+                continue
+            name, sep, token = (piece.strip() for piece in part.partition("="))
+            if not sep or not re.fullmatch(r"[A-Za-z0-9_.@-]{1,64}", name):
+                raise ValueError(f"{part.split('=')[0][:64]!r}: write name=token pairs separated by commas; "
+                                 "a name is 1-64 letters, digits, '_', '.', '@' or '-'")
+            if name in users or name == "operator":
+                raise ValueError(f"{name!r}: the name is taken ('operator' is MONITOR_API_TOKEN's)")
+            if len(token) < 16:
+                raise ValueError(f"{name}: use a token of at least 16 characters")
+            users[name] = token
+        return users
 
     @field_validator("api_cors_origins", mode="before")
     @classmethod
@@ -112,7 +138,8 @@ class Settings(BaseSettings):
 
     @field_validator("default_interval", "poll_tick", "rules_reload_interval", "delivery_lease", "poll_min_interval",
                      "poll_max_interval", "max_backoff", "health_failing_after", "health_silent_min", "retention",
-                     "housekeeping_interval", "per_host_delay", "shutdown_grace", "feed_lease", mode="before")
+                     "housekeeping_interval", "per_host_delay", "shutdown_grace", "feed_lease", "rule_silent_min",
+                     mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
         if isinstance(value, str) and value.strip().rstrip("s") in ("0", "0.0"):

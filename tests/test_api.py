@@ -31,9 +31,12 @@ class Served:
         self.proc, self.url, self.env, self.tmp = proc, url, env, tmp
 
     def get(self, path: str, token: str | None = TOKEN, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", path, token, **kwargs)
+
+    def request(self, method: str, path: str, token: str | None = TOKEN, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         headers.update(kwargs.pop("headers", {}))
-        return httpx.get(self.url + path, headers=headers, timeout=30, **kwargs)
+        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)
 
 
 def _start(args: list[str], env: dict[str, str], cwd: Path) -> tuple[subprocess.Popen[str], str, str]:
@@ -96,14 +99,18 @@ def _db(served: Served) -> sqlite3.Connection:
 
 def test_case_37_every_route_needs_the_token_but_healthz(served: Served) -> None:
     schema = served.get("/openapi.json").json()
-    paths = [p.replace("{match_id}", "1") for p in schema["paths"]] + ["/openapi.json", "/docs"]
-    assert {"/api/matches", "/api/rules", "/api/feeds", "/api/deliveries", "/readyz", "/metrics"} <= set(paths)
-    for path in paths:
+    routes = [(method.upper(), p.replace("{match_id}", "1")) for p, item in schema["paths"].items() for method in item]
+    routes += [("GET", "/openapi.json"), ("GET", "/docs")]
+    assert {"/api/matches", "/api/rules", "/api/feeds", "/api/deliveries", "/readyz", "/metrics",
+            "/api/judgements", "/api/judgements/missed", "/api/matches/1/judgement"} <= {p for _, p in routes}
+    for method, path in routes:
         expected = 200 if path == "/healthz" else 401
-        assert served.get(path, token=None).status_code == expected, path
-        assert served.get(path, token="wrong-token-but-long-enough").status_code == expected, path
-        assert served.get(path, token=None, cookies={"monitor_token": "nope"}).status_code == expected, path
-        assert served.get(path).status_code in (200, 404), path  # 404: match 1 may not exist
+        body = {"json": {}} if method == "POST" else {}
+        assert served.request(method, path, None, **body).status_code == expected, path
+        assert served.request(method, path, "wrong-token-but-long-enough", **body).status_code == expected, path
+        assert served.request(method, path, None, cookies={"monitor_token": "nope"}, **body).status_code == expected
+        # signed in: 404 where match 1 may not exist, 422 for the empty body of a POST
+        assert served.request(method, path, **body).status_code in ((422,) if body else (200, 404)), path
     assert served.get("/healthz", token=None).json() == {"status": "ok", "checks": {}}
 
 

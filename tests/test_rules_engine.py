@@ -141,3 +141,18 @@ def test_prefilter_never_changes_what_matches() -> None:
             assert (with_filter is None) == (without is None), (doc["id"], rule.id)
             if with_filter and without:
                 assert with_filter.explanation == without.explanation
+
+
+def test_an_unquoted_yaml_boolean_among_the_terms_is_refused_with_a_hint(tmp_path: Path) -> None:
+    directory = write_rules(tmp_path, "id: r\ntitle: R\nmatch: [tariffs, on]\n")
+    with pytest.raises(ConfigError, match=r'r.yaml:3: .*got bool \(YAML reads an unquoted on.*quote the term'):
+        load_rules(directory)
+    (directory / "r.yaml").write_text('id: r\ntitle: R\nmatch:\n  near: [tariffs, ["on"]]\n  within: 0\n')
+    assert load_rules(directory).match(article(text="new tariffs on steel"))
+
+
+def test_every_mention_in_a_long_text_counts_not_only_the_first_ones(tmp_path: Path) -> None:
+    # a long speech names Taiwan (or any term) many times before the sentence that decides
+    directory = write_rules(tmp_path, "id: r\ntitle: R\nmatch:\n  sentence: [Taiwan, free trade agreement]\n")
+    filler = " ".join(f"Taiwan was mentioned in paragraph {i}." for i in range(60))
+    assert load_rules(directory).match(article(text=filler + " Taiwan wants a free trade agreement."))

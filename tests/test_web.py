@@ -45,6 +45,17 @@ def test_the_page_in_a_real_browser_signs_in_filters_and_highlights(served: Serv
     # the hostile title is text: escaped in the DOM, no script element from content
     assert "&lt;script&gt;alert(1)&lt;/script&gt; tariffs on steel" in page and "<script>alert" not in page
 
+    # a match marked "not relevant" through the page's form shows on the page, with its comment escaped
+    assert 'action="/judge"' in page and 'value="not_relevant"' in page and 'id="missed"' in page
+    with httpx.Client(base_url=served.url, cookies={"monitor_token": TOKEN}) as form:
+        match_id = int(page.split('name="match_id" value="')[1].split('"')[0])
+        sent = form.post("/judge", data={"match_id": str(match_id), "verdict": "not_relevant",
+                                         "comment": "<i>customs office</i>", "back": "/"})
+        assert sent.status_code == 303 and sent.headers["location"] == "/?done=judged"
+    judged = _browse(profile, served.url + "/?done=judged")
+    assert 'id="notice"' in judged and "marked <strong>not relevant</strong> by operator" in judged
+    assert "&lt;i&gt;customs office&lt;/i&gt;" in judged and "<i>customs office</i>" not in judged
+
     filtered = _browse(profile, served.url + "/?rule=trilateral-summit&feed=&lang=&q=")  # the form's GET
     rules = {part.split('"')[0] for part in filtered.split('data-rule="')[1:]}
     assert rules == {"trilateral-summit"} and "<mark>" in filtered

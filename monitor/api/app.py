@@ -14,7 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from monitor import __version__
-from monitor.api import atom, health, routes_matches, routes_status, web
+from monitor.api import atom, health, routes_feedback, routes_matches, routes_status, web
 from monitor.api.context import ApiContext
 from monitor.api.security import RateLimit, SafeHeaders, TokenCheck
 
@@ -25,12 +25,14 @@ def create_app(ctx: ApiContext, token: str) -> FastAPI:
     app = FastAPI(title="monitor", version=__version__, docs_url=None, redoc_url=None, openapi_url=None,
                   description="Recent matches of East Asian trade-diplomacy rules, each with the reason it matched.")
     app.state.ctx = ctx
-    app.state.token_check = TokenCheck(token)
+    users = {name: secret.get_secret_value() for name, secret in ctx.settings.api_users.items()}
+    app.state.token_check = TokenCheck({"operator": token, **users})
     check = [Depends(app.state.token_check)]
     app.include_router(health.open_router)
     app.include_router(health.router, dependencies=check)
     app.include_router(routes_matches.router, dependencies=check)
     app.include_router(routes_status.router, dependencies=check)
+    app.include_router(routes_feedback.router, dependencies=check)
     app.include_router(atom.router, dependencies=check)
     app.include_router(web.router)  # signs in itself: the page shows the sign-in form to a stranger
 
@@ -50,6 +52,6 @@ def create_app(ctx: ApiContext, token: str) -> FastAPI:
     app.add_middleware(SafeHeaders)
     app.add_middleware(RateLimit, per_minute=ctx.settings.api_rate_limit)
     if ctx.settings.api_cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=ctx.settings.api_cors_origins, allow_methods=["GET"],
+        app.add_middleware(CORSMiddleware, allow_origins=ctx.settings.api_cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization"])
     return app

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 
 from monitor.api.context import ApiContext
 from monitor.api.schemas import GUARDED, ArticleOut, MatchOut, MatchPage, Problem, decode_cursor, encode_cursor
+from monitor.store.judgements import judgements_of_articles
 from monitor.store.search import MatchFilter, article_matches, search_matches
 
 router = APIRouter(prefix="/api", tags=["matches"], responses=GUARDED)
@@ -63,7 +64,8 @@ def list_matches(
     chosen = match_filter(rule, since, until, feed, lang, q, severity, cursor)
     found = search_matches(_ctx(request).db, chosen, limit + 1)
     page, more = found[:limit], len(found) > limit
-    return MatchPage(items=[MatchOut.of(m) for m in page],
+    judged = judgements_of_articles(_ctx(request).db, sorted({m.article_id for m in page}))
+    return MatchPage(items=[MatchOut.of(m, judged.get(m.article_id)) for m in page],
                      next_cursor=encode_cursor(page[-1].matched_at, page[-1].id) if more else None)
 
 
@@ -75,6 +77,7 @@ def get_match(request: Request, match_id: Annotated[int, Path(ge=1, le=2**62)]) 
     if found is None:
         raise HTTPException(404, "no such match")
     article, matches = found
+    judged = judgements_of_articles(_ctx(request).db, [article.id or 0]).get(article.id or 0)
     return ArticleOut(match_id=match_id, article_id=article.id or 0, title=article.title, url=article.url,
                       lang=article.lang, published=article.published_at, summary=article.summary, text=article.text,
-                      text_source=article.text_source, matches=[MatchOut.of(m) for m in matches])
+                      text_source=article.text_source, matches=[MatchOut.of(m, judged) for m in matches])

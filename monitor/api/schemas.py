@@ -4,11 +4,55 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from monitor.store.judgements import MAX_COMMENT, Judgement
 from monitor.store.queries import MatchView
+
+
+class JudgementOut(BaseModel):
+    id: int
+    article_id: int
+    rule: str
+    match_id: int | None = Field(description="The judged match; null for an article the rule missed.")
+    verdict: Literal["relevant", "not_relevant", "missed"]
+    comment: str | None
+    author: str = Field(description="The name of the token that sent it.")
+    created_at: datetime
+    title: str = ""
+    url: str | None = None
+
+    @classmethod
+    def of(cls, judgement: Judgement) -> JudgementOut:
+        return cls(id=judgement.id, article_id=judgement.article_id, rule=judgement.rule,
+                   match_id=judgement.match_id, verdict=judgement.verdict,  # type: ignore[arg-type]
+                   comment=judgement.comment, author=judgement.author, created_at=judgement.created_at,
+                   title=judgement.title, url=judgement.url)
+
+
+class JudgementIn(BaseModel):
+    verdict: Literal["relevant", "not_relevant"] = Field(description="Whether the match was worth an alert.")
+    comment: str | None = Field(None, max_length=MAX_COMMENT, description="Why, in a few words (optional).")
+
+
+class MissedById(BaseModel):
+    """A stored article, by its id, that a rule should have matched."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule: str = Field(min_length=1, max_length=64, description="The rule that should have matched.")
+    article_id: int = Field(ge=1, le=2**53 - 1, description="The stored article's id (a JSON-safe integer).")
+    comment: str | None = Field(None, max_length=MAX_COMMENT, description="Why it should match (optional).")
+
+
+class MissedByUrl(BaseModel):
+    """A stored article, by its link, that a rule should have matched."""
+
+    model_config = ConfigDict(extra="forbid")
+    rule: str = Field(min_length=1, max_length=64, description="The rule that should have matched.")
+    url: str = Field(min_length=1, max_length=2000, description="The stored article's link.")
+    comment: str | None = Field(None, max_length=MAX_COMMENT, description="Why it should match (optional).")
 
 
 class MatchOut(BaseModel):
@@ -25,12 +69,15 @@ class MatchOut(BaseModel):
     matched_at: datetime
     text_source: str
     explanation: dict[str, Any]
+    judgements: list[JudgementOut] = Field(default_factory=list, description="Analysts' judgements of this match "
+                                           "(oldest first; the newest is in force).")
 
     @classmethod
-    def of(cls, view: MatchView) -> MatchOut:
+    def of(cls, view: MatchView, judgements: list[Judgement] | None = None) -> MatchOut:
         return cls(id=view.id, rule=view.rule, rule_title=view.rule_title, severity=view.severity, title=view.title,
                    url=view.url, feed=view.feed, feeds=list(view.feeds), lang=view.lang, published=view.published,
-                   matched_at=view.matched_at, text_source=view.text_source, explanation=view.explanation)
+                   matched_at=view.matched_at, text_source=view.text_source, explanation=view.explanation,
+                   judgements=[JudgementOut.of(j) for j in judgements or () if j.rule == view.rule])
 
 
 class MatchPage(BaseModel):

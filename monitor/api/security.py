@@ -18,13 +18,26 @@ OPEN_PATHS = frozenset({"/healthz"})  # no token, no rate limit: for load balanc
 
 
 class TokenCheck:
-    """A FastAPI dependency: 401 unless the request carries the token."""
+    """A FastAPI dependency: 401 unless the request carries a token; the name of the token it carried (the
+    operator's MONITOR_API_TOKEN is ``operator``, each of MONITOR_API_USERS its own name) is left in
+    ``request.state.token_name``, for what the request stores (an analyst's judgement)."""
 
-    def __init__(self, token: str) -> None:
-        self._token = token.encode()
+    def __init__(self, tokens: str | dict[str, str]) -> None:
+        named = {"operator": tokens} if isinstance(tokens, str) else tokens
+        self._tokens = [(name, token.encode()) for name, token in named.items()]
+
+    def identify(self, candidate: str | None) -> str | None:
+        """The name of the token ``candidate`` is, or None. Every token is compared (in constant time)."""
+        if candidate is None:
+            return None
+        found = None
+        for name, token in self._tokens:
+            if hmac.compare_digest(candidate.encode(), token) and found is None:
+                found = name
+        return found
 
     def matches(self, candidate: str | None) -> bool:
-        return candidate is not None and hmac.compare_digest(candidate.encode(), self._token)
+        return self.identify(candidate) is not None
 
     def __call__(self, request: Request) -> None:
         header = request.headers.get("authorization", "")
@@ -32,9 +45,13 @@ class TokenCheck:
         candidates = [value.strip() if scheme.lower() == "bearer" else None, request.cookies.get(COOKIE)]
         if request.url.path.endswith(".atom"):
             candidates.append(request.query_params.get("access_token"))
-        if not any(self.matches(c) for c in candidates):
-            raise HTTPException(401, "a valid token is required (Authorization: Bearer <MONITOR_API_TOKEN>)",
-                                headers={"WWW-Authenticate": "Bearer"})
+        for candidate in candidates:
+            name = self.identify(candidate)
+            if name is not None:
+                request.state.token_name = name
+                return
+        raise HTTPException(401, "a valid token is required (Authorization: Bearer <MONITOR_API_TOKEN>)",
+                            headers={"WWW-Authenticate": "Bearer"})
 
 
 class RateLimit(BaseHTTPMiddleware):

@@ -14,11 +14,13 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from monitor.api.context import ApiContext
+from monitor.api.routes_feedback import judge_match, report_missed
 from monitor.api.routes_matches import match_filter
 from monitor.api.schemas import encode_cursor
 from monitor.api.security import COOKIE, TokenCheck
 from monitor.store import queries
 from monitor.store.feedstate import feed_health
+from monitor.store.judgements import Judgement, judgements_of_articles
 from monitor.store.queries import MatchView
 from monitor.store.search import MatchFilter, search_matches
 
@@ -52,11 +54,17 @@ def _highlighted(match: MatchView) -> Markup:
                            for text, term in match.snippet_pieces())
 
 
-def _shown(match: MatchView) -> dict[str, Any]:
+def _verdicts(judgements: list[Judgement], rule: str) -> list[dict[str, str]]:
+    return [{"verdict": j.verdict.replace("_", " "), "author": j.author, "comment": j.comment or "",
+             "at": f"{j.created_at:%Y-%m-%d %H:%M} UTC"} for j in judgements if j.rule == rule]
+
+
+def _shown(match: MatchView, judgements: list[Judgement] | None = None) -> dict[str, Any]:
     hits = match.explanation.get("hits")
     clauses = match.explanation.get("clauses")
     link = match.url if match.url and match.url.lower().startswith(("http://", "https://")) else None
-    return {"rule": match.rule, "rule_title": match.rule_title, "title": match.title or "(no title)", "link": link,
+    return {"id": match.id, "judgements": _verdicts(judgements or [], match.rule),
+            "rule": match.rule, "rule_title": match.rule_title, "title": match.title or "(no title)", "link": link,
             "feed": match.feed, "lang": match.lang, "matched_at": f"{match.matched_at:%Y-%m-%d %H:%M} UTC",
             "snippet": _highlighted(match),
             "terms": sorted({str(h.get("term")) for h in hits if isinstance(h, dict)}) if isinstance(hits, list)
@@ -81,7 +89,10 @@ def page(
     cursor = encode_cursor(shown[-1].matched_at, shown[-1].id) if more else None
     args = {k: v for k, v in {"rule": rule, "feed": feed, "lang": lang, "q": q}.items() if v}
     feeds = [feed_health(row) for row in queries.list_feed_rows(ctx.db)]
-    return _render("page.html.j2", matches=[_shown(m) for m in shown], rules=ctx.rules().rules, feeds=feeds,
+    judged = judgements_of_articles(ctx.db, sorted({m.article_id for m in shown}))
+    back = "/?" + urlencode(args) if args else "/"
+    return _render("page.html.j2", matches=[_shown(m, judged.get(m.article_id)) for m in shown], back=back,
+                   notice=_NOTICES.get(request.query_params.get("done", "")), rules=ctx.rules().rules, feeds=feeds,
                    languages=LANGUAGES, chosen=MatchFilter(rule=rule, feed=feed, lang=lang, q=q),
                    next_cursor=cursor, next_link="/?" + urlencode({**args, "before": cursor or ""}))
 
@@ -105,3 +116,71 @@ async def login_form(request: Request) -> Response:
     """The sign-in form (application/x-www-form-urlencoded, ``token``)."""
     body = (await request.body())[:4096].decode("utf-8", errors="replace")
     return _sign_in(request, (parse_qs(body).get("token") or [""])[0])
+
+
+_NOTICES = {"judged": "Thank you: the judgement is stored (it is test data for the rules now).",
+            "missed": "Thank you: the missed article is stored for its rule."}
+MAX_FORM_BYTES = 8192
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """An application/x-www-form-urlencoded body, bounded; each field's first value."""
+    body = (await request.body())[:MAX_FORM_BYTES].decode("utf-8", errors="replace")
+    return {key: values[0] for key, values in parse_qs(body).items()}
+
+
+def _back(form: dict[str, str], done: str) -> RedirectResponse:
+    """Back to the page the form was on (only a path of this site), saying what was done."""
+    back = form.get("back", "/")
+    if not back.startswith("/") or back.startswith("//") or "\\" in back or not back.isprintable():
+        back = "/"
+    separator = "&" if "?" in back else "?"
+    return RedirectResponse(f"{back}{separator}done={done}", status_code=303)
+
+
+def _author(request: Request) -> str | None:
+    if not _signed_in(request):
+        return None
+    return str(getattr(request.state, "token_name", "operator"))
+
+
+def _form_error(message: str, status: int) -> HTMLResponse:
+    return _render("error.html.j2", status, message=message)
+
+
+@router.post("/judge")
+async def judge(request: Request) -> Response:
+    """The page's relevant / not relevant buttons (``match_id``, ``verdict``, optional ``comment``)."""
+    author = _author(request)
+    if author is None:
+        return _render("login.html.j2", 401, wrong=False)
+    form = await _form(request)
+    verdict, comment = form.get("verdict", ""), form.get("comment", "")
+    if verdict not in ("relevant", "not_relevant") or not form.get("match_id", "").isdigit():
+        return _form_error("The form was not filled in as expected (match and verdict).", 422)
+    if len(comment) > 500:
+        return _form_error("The comment is longer than 500 characters.", 422)
+    try:
+        judge_match(request.app.state.ctx, author, int(form["match_id"][:19]), verdict, comment)
+    except HTTPException as exc:
+        return _form_error(str(exc.detail), exc.status_code)
+    return _back(form, "judged")
+
+
+@router.post("/missed")
+async def missed(request: Request) -> Response:
+    """The page's "report a missed article" form (``rule``, ``article`` as a stored id or a link, ``comment``)."""
+    author = _author(request)
+    if author is None:
+        return _render("login.html.j2", 401, wrong=False)
+    form = await _form(request)
+    article, comment = form.get("article", "").strip(), form.get("comment", "")
+    if not article or len(comment) > 500:
+        return _form_error("Give the stored article's id or its link, and at most 500 characters of comment.", 422)
+    by_id = article.isdigit() and len(article) < 19
+    try:
+        report_missed(request.app.state.ctx, author, form.get("rule", ""), int(article) if by_id else None,
+                      None if by_id else article[:2000], comment)
+    except HTTPException as exc:
+        return _form_error(str(exc.detail), exc.status_code)
+    return _back(form, "missed")

@@ -1,6 +1,6 @@
-"""Feed-health notices: one operational alert when a feed fails for too long, is paused or falls silent,
-and one recovery notice when it is back — to MONITOR_HEALTH_DESTINATION (else the service's console
-output), never one per poll."""
+"""Health notices: one operational alert when a feed fails for too long, is paused or falls silent, or a
+rule that used to match falls silent, and one recovery notice when it is back — to MONITOR_HEALTH_DESTINATION
+(else the service's console output), never one per poll."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from monitor.notify.slack_blocks import MAX_SECTION_CHARS, escape
 from monitor.settings import Settings
 from monitor.store.db import Database
 from monitor.store.notices import Notice, Thresholds, claim_notice, mark_notice, update_health
+from monitor.store.rule_health import RuleLimits, RuleState, update_rule_health
 from monitor.store.tables import FeedRow
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,20 @@ def health_destination(settings: Settings, destinations: Destinations) -> Destin
 def thresholds(settings: Settings) -> Thresholds:
     return Thresholds(timedelta(seconds=settings.health_failing_after), settings.health_silent_factor,
                       timedelta(seconds=settings.health_silent_min))
+
+
+def rule_limits(settings: Settings) -> RuleLimits:
+    return RuleLimits(settings.rule_silent_factor, timedelta(seconds=settings.rule_silent_min))
+
+
+def describe_rule(state: RuleState, kind: str, now: datetime) -> str:
+    """The text of a notice about the rule ``state`` (as seen when the change is stored)."""
+    if kind == "silent":
+        return (f"Rule {state.rule_id} has matched nothing since {_ago(state.last_match_at, now)} although it "
+                f"usually matches every {_span(state.cadence or 0)}: check its feeds (`monitor feeds`) and "
+                f"the rule file.")
+    return (f"Rule {state.rule_id} matches again: newest match {_ago(state.last_match_at, now)} "
+            f"(silent since {_ago(state.changed_at, now)}).")
 
 
 def describe(row: FeedRow, kind: str, now: datetime) -> str:
@@ -77,25 +92,29 @@ def _span(seconds: float) -> str:
 
 
 class HealthNotifier:
-    """Turns feed-health changes into notices and sends them."""
+    """Turns feed- and rule-health changes into notices and sends them."""
 
     def __init__(self, db: Database, settings: Settings, destinations: Destinations, slack: SlackNotifier,
                  lease: timedelta) -> None:
         self._db = db
         self._destination = health_destination(settings, destinations)  # ConfigError: a name of nothing
         self._limits = thresholds(settings)
+        self._rule_limits = rule_limits(settings)
         self._slack = slack
         self._lease = lease
 
-    def run(self, feeds: Collection[str], write: Callable[[str], None] = print, now: datetime | None = None
-            ) -> DeliverySummary:
-        """Store the health changes of ``feeds`` (their notices queued in the same transaction) and send the
-        notices that are due (console output: ``write``)."""
+    def run(self, feeds: Collection[str], write: Callable[[str], None] = print, now: datetime | None = None,
+            rules: Collection[str] = ()) -> DeliverySummary:
+        """Store the health changes of ``feeds`` and ``rules`` (their notices queued in the same transaction)
+        and send the notices that are due (console output: ``write``)."""
         now = now or datetime.now(UTC)
         name = self._destination.name if self._destination else CONSOLE
         for notice in update_health(self._db, feeds, now, self._limits, name, describe):
             level = logging.INFO if notice.kind == "recovered" else logging.WARNING
             log.log(level, "feed=%s event=feed_health kind=%s destination=%s", notice.feed_name, notice.kind, name)
+        for notice in update_rule_health(self._db, rules, now, self._rule_limits, name, describe_rule):
+            level = logging.INFO if notice.kind == "recovered" else logging.WARNING
+            log.log(level, "rule=%s event=rule_health kind=%s destination=%s", notice.rule_id, notice.kind, name)
         return self._send_due(now, write)
 
     def _send_due(self, now: datetime, write: Callable[[str], None]) -> DeliverySummary:

@@ -106,3 +106,23 @@ def read_labels(path: str, rule_ids: set[str]) -> dict[str, Labels]:
             raise ConfigError(f"{where}:{number}: 'unsure' must be a list of rule ids")
         labels[str(record["id"])] = Labels(values, frozenset(str(u) for u in unsure))
     return labels
+
+
+def read_label_files(paths: list[str], rule_ids: set[str]) -> dict[str, Labels]:
+    """Labels of several files, merged per document id: a document may be labelled in several files for
+    different rules, but two files that disagree on one rule of one document are an error naming both."""
+    merged: dict[str, Labels] = {}
+    origin: dict[tuple[str, str], str] = {}
+    for path in paths:
+        for doc_id, entry in read_labels(path, rule_ids).items():
+            before = merged.get(doc_id)
+            for rule, value in entry.values.items():
+                if before is not None and before.values.get(rule, value) != value:
+                    raise ConfigError(f"{path}: document {doc_id!r}: label {rule!r} disagrees with "
+                                      f"{origin[(doc_id, rule)]}")
+                origin.setdefault((doc_id, rule), path)
+            if before is None:
+                merged[doc_id] = entry
+            else:
+                merged[doc_id] = Labels({**before.values, **entry.values}, before.unsure | entry.unsure)
+    return merged

@@ -13,7 +13,7 @@ from monitor.rules.text import FieldText
 
 FIELDS = ALL_FIELDS
 CONTENT_FIELDS = ("title", "summary", "text")
-MAX_HITS_PER_TERM = 20
+MAX_HITS_PER_TERM = 500  # a term's hits kept per field: enough for every mention in a long speech, still bounded
 
 
 class Document:

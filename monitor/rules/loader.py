@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from monitor.errors import ConfigError
 from monitor.models import Article
-from monitor.rules.document import CONTENT_FIELDS, FIELDS, MAX_HITS_PER_TERM
+from monitor.rules.document import CONTENT_FIELDS, FIELDS
 from monitor.rules.engine import CompiledRule, Example, RuleSet
 from monitor.rules.nodes import AllNode, AnyNode, ExceptNode, LangNode, MinNode, Node, NotNode, TagsNode, TermsNode
 from monitor.rules.prefilter import Prefilter
@@ -32,6 +32,7 @@ _LIST_REF = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 _LANG = re.compile(r"^[a-z]{2,3}(-[a-z0-9]{2,8})*$")
 OPERATORS = ("any", "terms", "all", "not", "near", "sentence", "any_order", "regex", "lang", "tags")
 MODIFIERS = ("in", "min", "within", "except")
+MAX_MIN = 20  # the largest `min:` a clause may ask for
 MAX_ORDER_PARTS = 5
 EXAMPLE_FIELDS = ("title", "summary", "text", "url", "feed", "lang", "tags")
 
@@ -66,7 +67,10 @@ class _Compiler:
         if isinstance(node, list):
             return self._any(node, line, path, fields)
         if not isinstance(node, dict):
-            raise self.fail(node, line, f"a clause must be a term, a list or a mapping, got {type(node).__name__}")
+            hint = (" (YAML reads an unquoted on, off, yes, no, true or false as a boolean: quote the term, "
+                    "e.g. \"on\")") if isinstance(node, bool) else ""
+            kind = type(node).__name__
+            raise self.fail(node, line, f"a clause must be a term, a list or a mapping, got {kind}{hint}")
         body = without_line(node)
         operators = [k for k in body if k in OPERATORS]
         unknown = [k for k in body if k not in OPERATORS and k not in MODIFIERS]
@@ -89,8 +93,8 @@ class _Compiler:
             compiled = ExceptNode(compiled, self.clause(body["except"], line, f"{here}/except", fields))
         if "min" in body:
             minimum = body["min"]
-            if not isinstance(minimum, int) or isinstance(minimum, bool) or not 1 <= minimum <= MAX_HITS_PER_TERM:
-                raise self.fail(node, line, f"'min' must be a whole number from 1 to {MAX_HITS_PER_TERM}")
+            if not isinstance(minimum, int) or isinstance(minimum, bool) or not 1 <= minimum <= MAX_MIN:
+                raise self.fail(node, line, f"'min' must be a whole number from 1 to {MAX_MIN}")
             if key in ("not", "lang", "tags"):
                 raise self.fail(node, line, f"'min' counts term occurrences; a '{key}' clause has none")
             if isinstance(compiled, TermsNode):

@@ -101,3 +101,20 @@ def add_matches(db: Database, found: Sequence[tuple[int, Match]], now: datetime,
                 by_article.setdefault(article_id, []).append(m)
             queue_deliveries(session, [(a, tuple(ms)) for a, ms in by_article.items()], plan, now)
     return len(rows)
+
+
+def articles_by_id(db: Database, ids: Sequence[int]) -> list[StoredArticle]:
+    """The stored articles with these ids (any that exist), in id order, read 500 at a time."""
+    found: list[StoredArticle] = []
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        query = sa_select(_ARTICLES.c.id, _ARTICLES.c.title, _ARTICLES.c.summary, _ARTICLES.c.text,
+                          _ARTICLES.c.text_source, _ARTICLES.c.lang, _ARTICLES.c.url).where(_ARTICLES.c.id.in_(chunk))
+        with db.read() as session:
+            rows = session.execute(query.order_by(_ARTICLES.c.id)).all()
+            feeds = _first_feeds(session, chunk)
+            rules = _stored_rules(session, chunk)
+        found += [StoredArticle(row.id, row.title, row.summary, row.text, row.text_source, row.lang, row.url,
+                                feeds.get(row.id, ""), frozenset(rules.get(row.id, ()))) for row in rows]
+    return found

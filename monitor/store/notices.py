@@ -6,7 +6,8 @@ sent like an outbox row (pending → sending, with a lease → sent; retried wit
     "silent"    ──starts failing as above──────────────────────────→ "failing"   (notice: failing)
     "failing"/"silent" ──a successful poll (failing) / a new entry (silent)──→ None (notice: recovered)
 
-One notice per change, whatever the number of polls: the change is what is stored.
+One notice per change, whatever the number of polls: the change is what is stored. Rules that fall silent
+queue their notices in the same table (rule_health.py); ``claim_notice``/``mark_notice`` send both kinds.
 """
 
 from __future__ import annotations
@@ -36,11 +37,12 @@ class Thresholds:
 @dataclass(frozen=True)
 class Notice:
     id: int
-    feed_name: str
+    feed_name: str | None  # None: a rule's notice (rule_health.py)
     kind: str
     message: str
     destination: str
     attempts: int
+    rule_id: str | None = None
 
 
 def _wanted(row: FeedRow, now: datetime, limits: Thresholds) -> str | None:
@@ -110,7 +112,7 @@ def claim_notice(db: Database, now: datetime, lease: timedelta) -> Notice | None
             return None
         session.execute(update(table).where(table.c.id == row.id).values(
             status="sending", attempts=table.c.attempts + 1, next_attempt_at=lease_end(now, lease)))
-    return Notice(row.id, row.feed_name, row.kind, row.message, row.destination, row.attempts + 1)
+    return Notice(row.id, row.feed_name, row.kind, row.message, row.destination, row.attempts + 1, row.rule_id)
 
 
 def mark_notice(db: Database, notice_id: int, status: str, when: datetime, error: str | None = None) -> None:

@@ -285,6 +285,17 @@ def _insert_articles(session: Session, pending: list[tuple[str, ProcessedEntry]]
     return {key: article_id for key, article_id in session.execute(statement, list(rows.values()))}
 
 
+def _whole(text: str) -> str:
+    """A pattern for a hit's text that marks it where it is a whole word (so that the hit "on" is not marked
+    inside "actions"); CJK text has no word boundaries and is marked wherever it occurs."""
+    pattern = re.escape(text)
+    if text[:1].isascii() and text[:1].isalnum():
+        pattern = r"(?<![A-Za-z0-9])" + pattern
+    if text[-1:].isascii() and text[-1:].isalnum():
+        pattern += r"(?![A-Za-z0-9])"
+    return pattern
+
+
 @dataclass(frozen=True)
 class MatchView:
     id: int
@@ -311,7 +322,7 @@ class MatchView:
                        if isinstance(hits, list) else set(), key=len, reverse=True)
         if not texts:
             return [(snippet, False)] if snippet else []
-        parts = re.split("(" + "|".join(map(re.escape, texts)) + ")", snippet)
+        parts = re.split("(" + "|".join(map(_whole, texts)) + ")", snippet)
         return [(part, index % 2 == 1) for index, part in enumerate(parts) if part]
 
     def as_dict(self) -> dict[str, object]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -71,7 +71,8 @@ class EntryRow(SQLModel, table=True):
 
 class MatchRow(SQLModel, table=True):
     __tablename__ = "matches"
-    __table_args__ = (UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),)
+    __table_args__ = (UniqueConstraint("article_id", "rule_id", name="uq_matches_article_rule"),
+                      Index("ix_matches_rule_id_matched_at", "rule_id", "matched_at"))  # a rule's newest matches
 
     id: int | None = Field(default=None, primary_key=True)
     article_id: int = Field(foreign_key="articles.id", index=True)
@@ -131,14 +132,16 @@ class DigestRow(SQLModel, table=True):
 
 
 class FeedNoticeRow(SQLModel, table=True):
-    """A feed-health notice (the feed went unhealthy, or recovered), written in the transaction that changes
-    the feed's ``health``: one notice per change, sent to the health destination like an outbox row."""
+    """A health notice (a feed or a rule went unhealthy, or recovered), written in the transaction that changes
+    the feed's ``health`` (or the rule's RuleHealthRow): one notice per change, sent to the health destination
+    like an outbox row. A feed's notice has feed_id and feed_name, a rule's (since migration 0007) rule_id."""
 
     __tablename__ = "feed_notices"
 
     id: int | None = Field(default=None, primary_key=True)
-    feed_id: int = Field(foreign_key="feeds.id", index=True)
-    feed_name: str = Field(max_length=200)
+    feed_id: int | None = Field(default=None, foreign_key="feeds.id", index=True)
+    feed_name: str | None = Field(default=None, max_length=200)
+    rule_id: str | None = Field(default=None, max_length=64, index=True)
     kind: str = Field(max_length=10)  # failing | silent | recovered
     message: str = Field(sa_column=Column(Text, nullable=False))
     destination: str = Field(max_length=64)
@@ -148,3 +151,32 @@ class FeedNoticeRow(SQLModel, table=True):
     created_at: datetime
     sent_at: datetime | None = None
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class RuleHealthRow(SQLModel, table=True):
+    """A rule's health: ``silent`` while a notice says it has matched nothing for too long. Written (with the
+    notice, in one transaction) only when it changes; a rule without a row has never been silent."""
+
+    __tablename__ = "rule_health"
+
+    id: int | None = Field(default=None, primary_key=True)
+    rule_id: str = Field(max_length=64, unique=True, index=True)
+    health: str | None = Field(default=None, max_length=10)  # None | silent
+    last_match_at: datetime | None = None  # its newest match when the health last changed
+    changed_at: datetime | None = None
+
+
+class JudgementRow(SQLModel, table=True):
+    """An analyst's judgement of a rule on an article: a match marked relevant or not relevant, or an article
+    the rule missed. Kept as history (the newest judgement of a (article, rule) pair is the one in force)."""
+
+    __tablename__ = "judgements"
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="articles.id", index=True)
+    rule_id: str = Field(max_length=64, index=True)
+    match_id: int | None = Field(default=None, foreign_key="matches.id", index=True)  # None: a missed article
+    verdict: str = Field(max_length=12)  # relevant | not_relevant | missed
+    comment: str | None = Field(default=None, max_length=500)
+    author: str = Field(max_length=64)  # the name of the API token that sent it
+    created_at: datetime = Field(index=True)
