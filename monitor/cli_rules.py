@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -23,7 +23,10 @@ from monitor.rules.corpus import CorpusDocument, Labels, read_documents, read_la
 from monitor.rules.engine import RuleSet
 from monitor.rules.evaluate import RuleScore, evaluate
 from monitor.rules.loader import load_rules
-from monitor.settings import Settings
+
+if TYPE_CHECKING:
+    from monitor.rules.feedback import Effect
+    from monitor.store.db import Database
 
 rules_app = typer.Typer(help="Check, test, score and replay rule files.", no_args_is_help=True)
 
@@ -34,7 +37,6 @@ JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines instead of 
 
 def _rules_dir(directory: Path | None) -> Path:
     return directory if directory is not None else settings_or_exit().rules_dir
-
 
 def _load(directory: Path | None) -> RuleSet:
     try:
@@ -234,6 +236,7 @@ def replay_(
     pending = []
     stored = 0
     try:
+        judgements = _judgement_effects(db, rules, lambda feed: tags.get(feed, ()))  # before --apply changes them
         for change in replay(db, rules, when, lambda feed: tags.get(feed, ())):
             counts[change.kind] += 1
             if as_json:
@@ -256,18 +259,20 @@ def replay_(
     summary = f"new: {counts['new']}  vanished: {counts['vanished']}"
     if apply:
         summary += f"  stored: {stored}"
-    summary += _judgements_report(settings, rules, lambda feed: tags.get(feed, ()), as_json)
+    summary += _judgements_report(judgements, as_json)
     (err if as_json else out).print(summary)
 
 
-def _judgements_report(settings: Settings, rules: RuleSet, tags_of: Callable[[str], tuple[str, ...]],
-                       as_json: bool) -> str:
-    """Which analysts' judgements the current rules fix and which they break (against the stored matches),
-    one line each; returns the summary's part about them."""
+def _judgement_effects(db: Database, rules: RuleSet, tags_of: Callable[[str], tuple[str, ...]]) -> list[Effect]:
+    """What the current rules do to every stored judgement, against the matches stored now."""
     from monitor.rules.feedback import effects, judged
 
-    with opened_database(settings) as db:
-        found = effects(judged(db), rules, tags_of)
+    return effects(judged(db), rules, tags_of)
+
+
+def _judgements_report(found: list[Effect], as_json: bool) -> str:
+    """Which analysts' judgements the current rules fix and which they break, one line each; returns the
+    summary's part about them."""
     for effect in (e for e in found if e.kind != "kept"):
         j = effect.judgement
         if as_json:

@@ -153,6 +153,9 @@ def test_case_55_feedback_abuse(served: Served) -> None:
         assert page.post("/judge", data={"match_id": str(match_id), "verdict": "relevant",
                                          "comment": "y" * 10_240}).status_code == 422
         assert page.post("/judge", data={"match_id": str(match_id), "verdict": "maybe"}).status_code == 422
+        # a long run of digits is refused, never cut down to another match's id
+        assert page.post("/judge", data={"match_id": f"{match_id}{'0' * 25}", "verdict": "relevant"}
+                         ).status_code == 422
         outside = page.post("/judge", data={"match_id": str(match_id), "verdict": "relevant",
                                             "back": "//evil.test/x"}, follow_redirects=False)
         assert outside.headers["location"].startswith("/?done=")  # never back to another site

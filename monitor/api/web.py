@@ -4,6 +4,7 @@ escaped), readable without JavaScript; signed in with the API token, kept in an 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, urlencode
@@ -20,7 +21,7 @@ from monitor.api.schemas import encode_cursor
 from monitor.api.security import COOKIE, TokenCheck
 from monitor.store import queries
 from monitor.store.feedstate import feed_health
-from monitor.store.judgements import Judgement, judgements_of_articles
+from monitor.store.judgements import MAX_COMMENT, Judgement, judgements_of_articles
 from monitor.store.queries import MatchView
 from monitor.store.search import MatchFilter, search_matches
 
@@ -138,49 +139,60 @@ def _back(form: dict[str, str], done: str) -> RedirectResponse:
     return RedirectResponse(f"{back}{separator}done={done}", status_code=303)
 
 
-def _author(request: Request) -> str | None:
-    if not _signed_in(request):
-        return None
-    return str(getattr(request.state, "token_name", "operator"))
-
-
 def _form_error(message: str, status: int) -> HTMLResponse:
     return _render("error.html.j2", status, message=message)
+
+
+async def _judged(request: Request, done: str, check: Callable[[dict[str, str]], str | None],
+                  store: Callable[[str, dict[str, str]], object]) -> Response:
+    """A feedback form of the page: the sign-in form for a stranger; else the form read, ``check`` (a message
+    for a form not filled in as expected: 422), ``store`` as the signed-in token, and back to the page."""
+    if not _signed_in(request):
+        return _render("login.html.j2", 401, wrong=False)
+    author = str(getattr(request.state, "token_name", "operator"))
+    form = await _form(request)
+    problem = check(form)
+    if problem is None and len(form.get("comment", "")) > MAX_COMMENT:
+        problem = f"The comment is longer than {MAX_COMMENT} characters."
+    if problem is not None:
+        return _form_error(problem, 422)
+    try:
+        store(author, form)
+    except HTTPException as exc:
+        return _form_error(str(exc.detail), exc.status_code)
+    return _back(form, done)
+
+
+def _stored_id(text: str) -> int | None:
+    """A stored row's id as the form wrote it (digits, within the API's range), else None."""
+    return int(text) if text.isdigit() and len(text) <= 18 else None
 
 
 @router.post("/judge")
 async def judge(request: Request) -> Response:
     """The page's relevant / not relevant buttons (``match_id``, ``verdict``, optional ``comment``)."""
-    author = _author(request)
-    if author is None:
-        return _render("login.html.j2", 401, wrong=False)
-    form = await _form(request)
-    verdict, comment = form.get("verdict", ""), form.get("comment", "")
-    if verdict not in ("relevant", "not_relevant") or not form.get("match_id", "").isdigit():
-        return _form_error("The form was not filled in as expected (match and verdict).", 422)
-    if len(comment) > 500:
-        return _form_error("The comment is longer than 500 characters.", 422)
-    try:
-        judge_match(request.app.state.ctx, author, int(form["match_id"][:19]), verdict, comment)
-    except HTTPException as exc:
-        return _form_error(str(exc.detail), exc.status_code)
-    return _back(form, "judged")
+    def check(form: dict[str, str]) -> str | None:
+        if form.get("verdict") in ("relevant", "not_relevant") and _stored_id(form.get("match_id", "")):
+            return None
+        return "The form was not filled in as expected (match and verdict)."
+
+    def store(author: str, form: dict[str, str]) -> object:
+        return judge_match(request.app.state.ctx, author, _stored_id(form["match_id"]) or 0, form["verdict"],
+                           form.get("comment", ""))
+
+    return await _judged(request, "judged", check, store)
 
 
 @router.post("/missed")
 async def missed(request: Request) -> Response:
     """The page's "report a missed article" form (``rule``, ``article`` as a stored id or a link, ``comment``)."""
-    author = _author(request)
-    if author is None:
-        return _render("login.html.j2", 401, wrong=False)
-    form = await _form(request)
-    article, comment = form.get("article", "").strip(), form.get("comment", "")
-    if not article or len(comment) > 500:
-        return _form_error("Give the stored article's id or its link, and at most 500 characters of comment.", 422)
-    by_id = article.isdigit() and len(article) < 19
-    try:
-        report_missed(request.app.state.ctx, author, form.get("rule", ""), int(article) if by_id else None,
-                      None if by_id else article[:2000], comment)
-    except HTTPException as exc:
-        return _form_error(str(exc.detail), exc.status_code)
-    return _back(form, "missed")
+    def check(form: dict[str, str]) -> str | None:
+        return None if form.get("article", "").strip() else "Give the stored article's id or its link."
+
+    def store(author: str, form: dict[str, str]) -> object:
+        article = form["article"].strip()
+        by_id = _stored_id(article)
+        return report_missed(request.app.state.ctx, author, form.get("rule", ""), by_id,
+                             None if by_id is not None else article[:2000], form.get("comment", ""))
+
+    return await _judged(request, "missed", check, store)
