@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,11 @@ MIN_PRECISION, MIN_RECALL, MIN_POSITIVES = 0.95, 0.90, 10
 
 def _ids(path: Path) -> list[str]:
     return [json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _spaced(text: str) -> str:
+    """Runs of white space (no-break spaces, line breaks) as one space: a quote copied from a page."""
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def _documents() -> list[CorpusDocument]:
@@ -71,3 +77,23 @@ def test_the_split_is_the_fixed_hash_of_the_id_and_every_label_has_its_document(
     assert not set(tune) & set(check) and len(set(tune)) == len(tune) and len(set(check)) == len(check)
     assert set(tune) | set(check) <= documents
     assert not (set(tune) | set(check)) & set(_ids(EVAL / "dev" / "labels.jsonl"))
+
+
+def test_every_new_label_has_its_evidence_in_the_document_and_every_document_its_provenance() -> None:
+    documents = {json.loads(line)["id"]: json.loads(line) for path in CORPORA
+                 for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+    rules = set(load_rules(ROOT / "rules").ids())
+    for side in ("tune", "check"):
+        for line in (EVAL / side / "labels.jsonl").read_text(encoding="utf-8").splitlines():
+            label = json.loads(line)
+            doc = documents[label["id"]]
+            assert doc.get("source"), label["id"]
+            if label["id"].startswith("web"):
+                assert doc.get("url", "").startswith("http") and doc["lang"] in ("ja", "zh-Hans"), label["id"]
+            text = _spaced(f"{doc.get('title') or ''}\n{doc['text']}")
+            for rule in rules:
+                assert label[rule] in (0, 1), (label["id"], rule)
+                if label[rule] == 1:
+                    quote = _spaced(label["evidence"].get(rule, ""))
+                    assert quote and quote in text, (label["id"], rule)
+            assert set(label["unsure"]) <= rules, label["id"]
