@@ -227,23 +227,27 @@ class Layout:
     a word. A sentence is found by looking outwards from an offset (at most MAX_SENTENCE_CHARS each way), so
     a long text costs only around the places asked about; sentences found are remembered."""
 
-    __slots__ = ("_known", "_text")
+    __slots__ = ("_ends", "_known", "_text")
 
     def __init__(self, text: str) -> None:
         self._text = text
-        self._known: list[tuple[int, int]] = []  # whole sentences found so far (never overlapping)
+        self._known: list[tuple[int, int]] = []  # whole sentences found so far, never overlapping, in order
+        self._ends: list[int] = []  # their ends, to find the one holding an offset by bisection
 
     def sentence_span(self, offset: int) -> tuple[int, int]:
         """(start, end) of the sentence holding ``offset``, at most MAX_SENTENCE_CHARS on either side."""
-        for left, right in self._known:
-            if left <= offset < right:
-                return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
+        at = bisect_right(self._ends, offset)  # the first known sentence ending after the offset
+        if at < len(self._known) and self._known[at][0] <= offset:
+            left, right = self._known[at]
+            return max(left, offset - MAX_SENTENCE_CHARS), min(right, offset + MAX_SENTENCE_CHARS)
         text = self._text
         low, high = max(0, offset - MAX_SENTENCE_CHARS), min(len(text), offset + MAX_SENTENCE_CHARS)
         left = self._end_before(offset, low)
         right = self._end_after(offset, high)
         if (left > low or low == 0) and (right < high or high == len(text)):
-            self._known.append((left, right))  # bounded by real ends, not by the window: the same for any offset
+            # bounded by real ends, not by the window: the same for any offset in it
+            self._known.insert(at, (left, right))
+            self._ends.insert(at, right)
         return left, right
 
     def _end_before(self, offset: int, low: int) -> int:
