@@ -3,6 +3,7 @@ child holds inside one sentence)."""
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -112,14 +113,38 @@ class SentenceNode(Together):
         return FAILED
 
     def _places(self, doc: Document) -> list[tuple[int, tuple[int, int]]]:
-        """Sentences (field index, span) that hold a possible hit of every child that finds terms, in order."""
-        places: set[tuple[int, tuple[int, int]]] | None = None
-        for child in self.children:
-            if isinstance(child, Predicate):
-                continue
-            hits = child.superset(doc)
-            found = {(FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)) for h in hits}
-            places = found if places is None else places & found
+        """Sentences (field index, span) that hold a possible hit of every child that finds terms, in order.
+        The child with the fewest hits names the candidate sentences; another child's hit is looked up only
+        if it lies inside one of them (the sentence around a hit always holds the hit)."""
+        supersets = sorted((child.superset(doc) for child in self.children if not isinstance(child, Predicate)),
+                           key=len)
+        if not supersets or not supersets[0]:
+            return []
+        places = {(FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)) for h in supersets[0]}
+        for hits in supersets[1:]:
+            inside = _Spans(places)
+            places = {place for h in hits if inside.holds(FIELDS.index(h.field), h.start)
+                      and (place := (FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)))
+                      in places}
             if not places:
                 return []
-        return sorted(places or ())
+        return sorted(places)
+
+
+class _Spans:
+    """Candidate sentences by field, to ask cheaply whether an offset lies inside any of them."""
+
+    def __init__(self, places: set[tuple[int, tuple[int, int]]]) -> None:
+        self._by_field: dict[int, tuple[list[int], list[int]]] = {}
+        for field_index, (left, right) in sorted(places):
+            starts, reach = self._by_field.setdefault(field_index, ([], []))
+            starts.append(left)
+            reach.append(max(right, reach[-1]) if reach else right)  # the furthest end of any span so far
+
+    def holds(self, field_index: int, offset: int) -> bool:
+        found = self._by_field.get(field_index)
+        if found is None:
+            return False
+        starts, reach = found
+        at = bisect_right(starts, offset) - 1
+        return at >= 0 and reach[at] > offset
