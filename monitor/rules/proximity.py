@@ -9,7 +9,7 @@ from operator import itemgetter
 
 from monitor.models import TermHit
 from monitor.rules.document import FIELDS, Document
-from monitor.rules.nodes import FAILED, Node, Outcome, Predicate, all_gates, held_children
+from monitor.rules.nodes import FAILED, AnyNode, Node, Outcome, Predicate, all_gates, held_children
 from monitor.rules.prefilter import Key
 
 
@@ -116,8 +116,8 @@ class SentenceNode(Together):
         """Sentences (field index, span) that hold a possible hit of every child that finds terms, in order.
         The child with the fewest hits names the candidate sentences; another child's hit is looked up only
         if it lies inside one of them (the sentence around a hit always holds the hit)."""
-        supersets = sorted((child.superset(doc) for child in self.children if not isinstance(child, Predicate)),
-                           key=len)
+        supersets = sorted((_sentence_anchors(child, doc) for child in self.children
+                            if not isinstance(child, Predicate)), key=len)
         if not supersets or not supersets[0]:
             return []
         places = {(FIELDS.index(h.field), doc.fields[h.field].layout.sentence_span(h.start)) for h in supersets[0]}
@@ -129,6 +129,18 @@ class SentenceNode(Together):
             if not places:
                 return []
         return sorted(places)
+
+
+def _sentence_anchors(node: Node, doc: Document) -> list[TermHit]:
+    """Hits of which a sentence holding ``node`` holds at least one: for a clause whose children must all hold
+    in it (near, sentence), those of its child with the fewest; for ``any``, those of every child; else the
+    node's possible hits. Fewer hits, fewer sentences to look up and to try."""
+    if isinstance(node, Together):
+        options = [_sentence_anchors(child, doc) for child in node.children if not isinstance(child, Predicate)]
+        return min(options, key=len) if options and all(options) else []
+    if isinstance(node, AnyNode):
+        return [h for child in node.children for h in _sentence_anchors(child, doc)]
+    return node.superset(doc)
 
 
 class _Spans:
