@@ -3,6 +3,7 @@ google-re2 Set, with the shipped rules plus generated extra rules.
 
 Usage:
     python bench/rules_throughput.py --corpus ../shared/corpus [--extra 300] [--runs 5] [--steps 0,100,200,300]
+                                     [--rules DIR]
 
 Documents: the 6,109 articles of `corpus/articles/bulk/*.jsonl.gz` (Traditional Chinese, Korean and
 English news). Extra rules are generated from those documents with a fixed seed: each takes three to six
@@ -166,6 +167,9 @@ def main() -> None:
     parser.add_argument("--max-share", type=float, default=0.02,
                         help="generated phrases occur in at most this share of the documents")
     parser.add_argument("--re-sample", type=int, default=300, help="documents timed for the re.search baseline")
+    parser.add_argument("--rules", type=Path, default=ROOT / "rules",
+                        help="the shipped rules to measure (default: the repository's rules/; e.g. an older "
+                             "version checked out with `git show`)")
     args = parser.parse_args()
 
     docs = load_documents(args.corpus)
@@ -175,9 +179,9 @@ def main() -> None:
     extra = generated_rules(args.extra, pool, random.Random(1))
     quiet = generated_rules(args.extra, silenced(pool), random.Random(1))
     steps = [int(s) for s in args.steps.split(",")]
-    timers = {f"engine+{n}": engine_timer(rules_dir(ROOT / "rules", extra[:n])) for n in steps}
+    timers = {f"engine+{n}": engine_timer(rules_dir(args.rules, extra[:n])) for n in steps}
     top = steps[-1]
-    timers[f"silent+{top}"] = engine_timer(rules_dir(ROOT / "rules", quiet[:top]))
+    timers[f"silent+{top}"] = engine_timer(rules_dir(args.rules, quiet[:top]))
     patterns = python_patterns(extra)
     timers["re2.Set"] = re2_set_timer(patterns)
     searcher = re_search_timer(patterns)

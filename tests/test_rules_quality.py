@@ -89,7 +89,7 @@ def test_every_new_label_has_its_evidence_in_the_document_and_every_document_its
             doc = documents[label["id"]]
             assert doc.get("source"), label["id"]
             if label["id"].startswith("web"):
-                assert doc.get("url", "").startswith("http") and doc["lang"] in ("ja", "zh-Hans"), label["id"]
+                assert doc.get("url", "").startswith("http") and doc["lang"] in ("ja", "zh-Hans", "zh-Hant"), label["id"]
             text = _spaced(f"{doc.get('title') or ''}\n{doc['text']}")
             for rule in rules:
                 assert label[rule] in (0, 1), (label["id"], rule)
