@@ -22,11 +22,20 @@ def _paths(node: Node) -> list[str]:
 
 def _list_name(node: Node) -> str | None:
     """The term list that every term under ``node`` is a direct item of (``$party_fta``), if there is one."""
-    names = set()
-    for path in _paths(node):
-        last = path.split(" ")[0].split("/")[-1]
-        names.add(last.split("[")[0] if last.startswith("$") else None)
-    return names.pop() if len(names) == 1 else None
+    paths = [path.split(" ")[0].split("/") for path in _paths(node)]
+    names = {parts[-1].split("[")[0] if parts[-1].startswith("$") else None for parts in paths}
+    if len(names) == 1 and None not in names:
+        return names.pop()
+    # a list holding clauses of its own (``$fta`` with an ``all`` for EPA): every path goes through it right
+    # after the part they share ("…/$fta 'FTA'", "…/$fta[9]/all[0]/any[0] 'EPA'")
+    shared = 0
+    while all(len(parts) > shared for parts in paths) and len({parts[shared] for parts in paths}) == 1:
+        shared += 1
+    after = {parts[shared].split("[")[0] for parts in paths if len(parts) > shared}
+    if len(paths) > 1 and all(len(parts) > shared for parts in paths) and len(after) == 1:
+        name = after.pop()
+        return name if name.startswith("$") else None
+    return None
 
 
 def _list_names(node: TermsNode) -> list[str]:
