@@ -38,6 +38,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="JSON lines instead of 
 def _rules_dir(directory: Path | None) -> Path:
     return directory if directory is not None else settings_or_exit().rules_dir
 
+
 def _load(directory: Path | None) -> RuleSet:
     try:
         return load_rules(_rules_dir(directory))
