@@ -26,7 +26,7 @@ def scores(split: str, rules: str | None) -> list[dict[str, object]]:
 
 
 def cell(value: object) -> str:
-    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
+    return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
 def table(split: str, rows: list[dict[str, object]]) -> str:

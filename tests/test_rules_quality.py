@@ -43,8 +43,9 @@ def _below(name: str, score: RuleScore) -> str | None:
 
 @pytest.mark.parametrize("labels", [
     pytest.param("check", marks=pytest.mark.xfail(strict=True, reason=(
-        "issue 14 is open: on the check split export-control (precision 0.90) and fta-round (precision 0.93) "
-        "are below the targets (docs/rules-quality.md). Remove this mark when the gate passes."))),
+        "issue 14 is open: on the check split export-control (precision 0.90), fta-round (precision 0.93) and "
+        "tariff in Japanese (precision 0.947) are below the targets (docs/rules-quality.md). Remove this mark "
+        "when the gate passes."))),
     "dev"])
 def test_every_rule_meets_the_targets_overall_and_per_language(labels: str) -> None:
     rules = load_rules(ROOT / "rules")
